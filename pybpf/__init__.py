@@ -1,0 +1,9 @@
+"""pybpf: a pure-Python eBPF toolkit.
+
+Layers, bottom-up: ``pybpf.asm`` (instructions, no kernel) -> specs ->
+``pybpf.syscall`` and the map/program objects -> attachments (``pybpf.link``)
+and event readers (``pybpf.perf``, ``pybpf.ringbuf``) -> ``pybpf.tools``.
+``pybpf.verifier`` and ``pybpf.vm`` sit beside the loader and need only ``asm``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,513 @@
+"""The Python DSL: a :class:`Builder` that emits instructions one method call at a time.
+
+Each method emits exactly one instruction (or a fixed, documented sequence for
+the few conveniences such as :meth:`Builder.map_lookup`), records the Python
+``file:line`` that called it, and refers to jump targets by label. Offsets are
+computed only by :meth:`Builder.encode`. Structured blocks (``if_``/``else_``,
+``while_``/``for_range``) are thin layers over labels and jumps, so the
+explicit instruction layer stays visible underneath.
+
+    b = Builder()
+    b.map_lookup(counts, key_at=-4)        # r0 = bpf_map_lookup_elem(counts, r10-4)
+    with b.if_(r0, "!=", 0):
+        b.mov(r1, 1)
+        b.atomic_add(r0, 0, r1)            # lock *(u64 *)(r0 +0) += r1
+    b.mov(r0, 0)
+    b.exit()
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from contextlib import contextmanager
+from typing import Iterator, Union
+
+from . import opcodes as op
+from .errors import AssemblerError
+from .instruction import Instruction, encode, slot_offsets
+from .registers import R, Reg
+
+Operand = Union[Reg, int]
+Size = Union[int, str]
+
+_FILE = __file__  # frames of this module are skipped when recording the caller's line
+_MASK32 = 0xFFFFFFFF
+_MASK64 = (1 << 64) - 1
+
+_SIZES = {
+    1: op.B, 2: op.H, 4: op.W, 8: op.DW,
+    "u8": op.B, "u16": op.H, "u32": op.W, "u64": op.DW,
+    "b": op.B, "h": op.H, "w": op.W, "dw": op.DW,
+}
+
+_CONDS = {
+    "==": op.JEQ, "!=": op.JNE, ">": op.JGT, ">=": op.JGE, "<": op.JLT, "<=": op.JLE,
+    "s>": op.JSGT, "s>=": op.JSGE, "s<": op.JSLT, "s<=": op.JSLE, "&": op.JSET,
+}
+# The condition that is true exactly when the given one is false (for if-blocks).
+_NEGATED = {
+    "==": "!=", "!=": "==", ">": "<=", "<=": ">", ">=": "<", "<": ">=",
+    "s>": "s<=", "s<=": "s>", "s>=": "s<", "s<": "s>=",
+}
+
+
+def _size(size: Size) -> int:
+    try:
+        return _SIZES[size.lower() if isinstance(size, str) else size]
+    except (KeyError, AttributeError):
+        raise AssemblerError(f"invalid access size {size!r}: use 1, 2, 4, 8 or 'u8'..'u64'") from None
+
+
+def _caller() -> tuple[str, int] | None:
+    """(file, line) of the first frame outside this module: the user's DSL call.
+
+    Kept as a tuple; :attr:`Instruction.source` formats it only when asked.
+    """
+    f = sys._getframe(2)
+    while f is not None and f.f_code.co_filename == _FILE:
+        f = f.f_back
+    if f is None:
+        return None
+    return (f.f_code.co_filename, f.f_lineno)
+
+
+class Builder:
+    """An instruction list under construction, with labels.
+
+    ``insns`` are logical instructions (an ld_imm64 counts once); ``labels``
+    maps a label to the logical index of the instruction that follows it.
+    """
+
+    def __init__(self) -> None:
+        self.insns: list[Instruction] = []
+        self.labels: dict[str, int] = {}
+        self._ids = itertools.count()
+        self._last_if: tuple[str, int] | None = None
+        self._loops: list[tuple[str, str]] = []
+
+    # ----------------------------------------------------------------- basics
+    def __len__(self) -> int:
+        return len(self.insns)
+
+    def __iter__(self) -> Iterator[Instruction]:
+        return iter(self.insns)
+
+    def emit(self, insn: Instruction) -> Instruction:
+        """Append a pre-built instruction (its ``source`` is filled in if empty)."""
+        if insn._source is None:
+            insn._source = _caller()
+        self.insns.append(insn)
+        return insn
+
+    def _emit(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+              target: str | None = None, map: object = None) -> Instruction:
+        f = sys._getframe(1)
+        while f.f_code.co_filename == _FILE:
+            f = f.f_back
+        insn = Instruction(opcode, dst, src, off, imm, source=(f.f_code.co_filename, f.f_lineno),
+                           target=target, map=map)
+        self.insns.append(insn)
+        return insn
+
+    def _fail(self, message: str) -> AssemblerError:
+        where = _caller()
+        return AssemblerError(message, index=len(self.insns),
+                              source=f"{where[0]}:{where[1]}" if where else None)
+
+    def label(self, name: str) -> str:
+        """Name the position of the next instruction."""
+        if name in self.labels:
+            raise self._fail(f"duplicate label {name!r} (first at insn {self.labels[name]})")
+        self.labels[name] = len(self.insns)
+        return name
+
+    def new_label(self, prefix: str = "L") -> str:
+        """A fresh label name, not yet placed (place it with :meth:`label`)."""
+        return f".{prefix}{next(self._ids)}"
+
+    # --------------------------------------------------------------- checking
+    def _reg(self, reg: object, what: str = "register", writable: bool = False) -> Reg:
+        if not isinstance(reg, Reg):
+            raise self._fail(f"invalid {what} {reg!r}: expected r0..r10 or w0..w10")
+        if writable and reg.num == 10:
+            raise self._fail("frame pointer is read only: cannot write to r10")
+        return reg
+
+    def _imm32(self, value: object) -> int:
+        if not isinstance(value, int):
+            raise self._fail(f"invalid immediate {value!r}: expected an int or a register")
+        if -(1 << 31) <= value <= _MASK32:
+            return value - ((value & 0x80000000) << 1) if value > 0x7FFFFFFF else value
+        raise self._fail(f"immediate {value:#x} out of 32-bit range (use ld_imm64)")
+
+    def _off16(self, value: int) -> int:
+        if not isinstance(value, int) or not -32768 <= value <= 32767:
+            raise self._fail(f"offset {value!r} out of 16-bit signed range")
+        return value
+
+    # -------------------------------------------------------------------- ALU
+    def _alu(self, code: int, dst: Reg, src: Operand, off: int = 0) -> Instruction:
+        if dst.__class__ is not Reg or dst.num == 10:
+            self._reg(dst, "destination register", writable=True)
+        cls = op.ALU64 if dst.wide else op.ALU
+        if src.__class__ is Reg:
+            if src.wide != dst.wide:
+                raise self._fail(f"mixed register widths {dst!r} and {src!r}")
+            opcode, s, imm = cls | code | op.X, src.num, 0
+        else:
+            opcode, s = cls | code | op.K, 0
+            imm = src if src.__class__ is int and -0x80000000 <= src <= 0x7FFFFFFF else self._imm32(src)
+        f = sys._getframe(1)
+        while f.f_code.co_filename == _FILE:
+            f = f.f_back
+        insn = Instruction(opcode, dst.num, s, off, imm, source=(f.f_code.co_filename, f.f_lineno))
+        self.insns.append(insn)
+        return insn
+
+    def add(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.ADD, dst, src)
+    def sub(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.SUB, dst, src)
+    def mul(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MUL, dst, src)
+    def div(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.DIV, dst, src)
+    def sdiv(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.DIV, dst, src, 1)
+    def mod(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOD, dst, src)
+    def smod(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOD, dst, src, 1)
+    def or_(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.OR, dst, src)
+    def and_(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.AND, dst, src)
+    def xor(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.XOR, dst, src)
+    def lsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.LSH, dst, src)
+    def rsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.RSH, dst, src)
+    def arsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.ARSH, dst, src)
+    def mov(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOV, dst, src)
+
+    def neg(self, dst: Reg) -> Instruction:
+        dst = self._reg(dst, writable=True)
+        return self._emit((op.ALU64 if dst.wide else op.ALU) | op.NEG, dst.num)
+
+    def movsx(self, dst: Reg, src: Reg, bits: int) -> Instruction:
+        """Sign-extending move of the low ``bits`` (8, 16, or 32 for r-registers) of src."""
+        self._reg(src, "source register")
+        allowed = (8, 16, 32) if dst.wide else (8, 16)
+        if bits not in allowed:
+            raise self._fail(f"movsx{bits} is not an instruction for {dst!r}: use one of {allowed}")
+        return self._alu(op.MOV, dst, src, bits)
+
+    def _end(self, dst: Reg, bits: int, cls: int, src: int) -> Instruction:
+        dst = self._reg(dst, writable=True)
+        if bits not in (16, 32, 64):
+            raise self._fail(f"byte swap width {bits} is not 16, 32 or 64")
+        return self._emit(cls | op.END | src, dst.num, 0, 0, bits)
+
+    def be(self, dst: Reg, bits: int) -> Instruction:
+        """Convert to big endian (``r0 = be16 r0``)."""
+        return self._end(dst, bits, op.ALU, op.TO_BE)
+
+    def le(self, dst: Reg, bits: int) -> Instruction:
+        """Convert to little endian (``r0 = le32 r0``): truncation on little-endian hosts."""
+        return self._end(dst, bits, op.ALU, op.TO_LE)
+
+    def bswap(self, dst: Reg, bits: int) -> Instruction:
+        """Unconditional byte swap (ISA v4, ``r0 = bswap16 r0``)."""
+        return self._end(dst, bits, op.ALU64, op.TO_LE)
+
+    # ----------------------------------------------------------------- memory
+    def ldx(self, dst: Reg, src: Reg, off: int = 0, size: Size = 8) -> Instruction:
+        """``dst = *(size *)(src + off)``."""
+        dst = self._reg(dst, writable=True)
+        src = self._reg(src, "source register")
+        return self._emit(op.LDX | op.MEM | _size(size), dst.num, src.num, self._off16(off))
+
+    def ldxsx(self, dst: Reg, src: Reg, off: int = 0, size: Size = 4) -> Instruction:
+        """Sign-extending load (ISA v4): ``dst = *(s32 *)(src + off)``."""
+        sz = _size(size)
+        if sz == op.DW:
+            raise self._fail("sign-extending load of 8 bytes does not exist: use ldx")
+        dst = self._reg(dst, writable=True)
+        src = self._reg(src, "source register")
+        return self._emit(op.LDX | op.MEMSX | sz, dst.num, src.num, self._off16(off))
+
+    def stx(self, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
+        """``*(size *)(dst + off) = src``."""
+        dst = self._reg(dst, "base register")
+        src = self._reg(src, "source register")
+        return self._emit(op.STX | op.MEM | _size(size), dst.num, src.num, self._off16(off))
+
+    def st(self, dst: Reg, off: int, imm: int, size: Size = 8) -> Instruction:
+        """``*(size *)(dst + off) = imm``."""
+        dst = self._reg(dst, "base register")
+        return self._emit(op.ST | op.MEM | _size(size), dst.num, 0, self._off16(off), self._imm32(imm))
+
+    def atomic(self, operation: int, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
+        """``lock`` instruction; ``operation`` is an ``opcodes.ATOMIC_*``/``XCHG``/``CMPXCHG`` value."""
+        sz = _size(size)
+        if sz not in (op.W, op.DW):
+            raise self._fail("atomic operations take 4 or 8 bytes")
+        dst = self._reg(dst, "base register")
+        src = self._reg(src, "source register")
+        return self._emit(op.STX | op.ATOMIC | sz, dst.num, src.num, self._off16(off), operation)
+
+    def atomic_add(self, dst: Reg, off: int, src: Reg, size: Size = 8, fetch: bool = False) -> Instruction:
+        return self.atomic(op.ATOMIC_ADD | (op.FETCH if fetch else 0), dst, off, src, size)
+
+    def atomic_or(self, dst: Reg, off: int, src: Reg, size: Size = 8, fetch: bool = False) -> Instruction:
+        return self.atomic(op.ATOMIC_OR | (op.FETCH if fetch else 0), dst, off, src, size)
+
+    def atomic_and(self, dst: Reg, off: int, src: Reg, size: Size = 8, fetch: bool = False) -> Instruction:
+        return self.atomic(op.ATOMIC_AND | (op.FETCH if fetch else 0), dst, off, src, size)
+
+    def atomic_xor(self, dst: Reg, off: int, src: Reg, size: Size = 8, fetch: bool = False) -> Instruction:
+        return self.atomic(op.ATOMIC_XOR | (op.FETCH if fetch else 0), dst, off, src, size)
+
+    def xchg(self, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
+        return self.atomic(op.XCHG, dst, off, src, size)
+
+    def cmpxchg(self, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
+        """Compare r0 with ``*(dst + off)``; if equal store src; r0 gets the old value."""
+        return self.atomic(op.CMPXCHG, dst, off, src, size)
+
+    def ld_abs(self, size: Size, imm: int) -> Instruction:
+        """Legacy packet load: ``r0 = *(size *)skb[imm]`` (socket filters; r6 must hold ctx)."""
+        return self._emit(op.LD | op.ABS | _size(size), 0, 0, 0, self._imm32(imm))
+
+    def ld_ind(self, size: Size, src: Reg, imm: int) -> Instruction:
+        """Legacy packet load: ``r0 = *(size *)skb[src + imm]``."""
+        src = self._reg(src, "source register")
+        return self._emit(op.LD | op.IND | _size(size), 0, src.num, 0, self._imm32(imm))
+
+    # ---------------------------------------------------------- 64-bit loads
+    def _ld64(self, dst: Reg, src: int, imm: int, target: str | None = None,
+              map: object = None) -> Instruction:
+        dst = self._reg(dst, writable=True)
+        return self._emit(op.LD_IMM64, dst.num, src, 0, imm & _MASK64, target=target, map=map)
+
+    def ld_imm64(self, dst: Reg, value: int) -> Instruction:
+        """``dst = value ll`` (any 64-bit constant, signed or unsigned)."""
+        if not isinstance(value, int) or not -(1 << 63) <= value <= _MASK64:
+            raise self._fail(f"immediate {value!r} out of 64-bit range")
+        return self._ld64(dst, 0, value)
+
+    def ld_map_fd(self, dst: Reg, map: object) -> Instruction:
+        """Load a map reference; relocated to the map's fd when the program is loaded."""
+        return self._ld64(dst, op.PSEUDO_MAP_FD, getattr(map, "fd", 0) or 0, map=map)
+
+    def ld_map_value(self, dst: Reg, map: object, off: int = 0) -> Instruction:
+        """Load the address of a map's value at ``off`` (direct value access of arrays)."""
+        fd = getattr(map, "fd", 0) or 0
+        return self._ld64(dst, op.PSEUDO_MAP_VALUE, (off << 32) | (fd & _MASK32), map=map)
+
+    def ld_map_idx(self, dst: Reg, index: int) -> Instruction:
+        """Load the map at ``index`` of the program's fd_array."""
+        return self._ld64(dst, op.PSEUDO_MAP_IDX, index)
+
+    def ld_map_idx_value(self, dst: Reg, index: int, off: int = 0) -> Instruction:
+        return self._ld64(dst, op.PSEUDO_MAP_IDX_VALUE, (off << 32) | (index & _MASK32))
+
+    def ld_btf_id(self, dst: Reg, btf_id: int) -> Instruction:
+        """Load the address of a kernel variable by its BTF id."""
+        return self._ld64(dst, op.PSEUDO_BTF_ID, btf_id)
+
+    def ld_func(self, dst: Reg, label: str) -> Instruction:
+        """Load the address of a bpf-to-bpf function (for callbacks such as bpf_loop)."""
+        return self._ld64(dst, op.PSEUDO_FUNC, 0, target=label)
+
+    # ------------------------------------------------------------------ jumps
+    def _target(self, target: str | int) -> tuple[str | None, int]:
+        if isinstance(target, str):
+            return target, 0
+        if isinstance(target, int):
+            return None, self._off16(target)
+        raise self._fail(f"invalid jump target {target!r}: expected a label or an int offset")
+
+    def ja(self, target: str | int) -> Instruction:
+        """``goto target`` (16-bit offset)."""
+        label, off = self._target(target)
+        return self._emit(op.JA_OP, 0, 0, off, 0, target=label)
+
+    def gotol(self, target: str | int) -> Instruction:
+        """``gotol target`` (ISA v4, 32-bit offset in imm)."""
+        if isinstance(target, int):
+            return self._emit(op.JMP32 | op.JA, 0, 0, 0, self._imm32(target))
+        return self._emit(op.JMP32 | op.JA, 0, 0, 0, 0, target=target)
+
+    def jump_if(self, a: Reg, cond: str, b: Operand, target: str | int) -> Instruction:
+        """``if a <cond> b goto target``; cond is one of ``== != > >= < <= s> s>= s< s<= &``."""
+        try:
+            code = _CONDS[cond]
+        except KeyError:
+            raise self._fail(f"invalid condition {cond!r}: use one of {' '.join(_CONDS)}") from None
+        a = self._reg(a)
+        cls = op.JMP if a.wide else op.JMP32
+        label, off = self._target(target)
+        if isinstance(b, Reg):
+            return self._emit(cls | code | op.X, a.num, b.num, off, 0, target=label)
+        return self._emit(cls | code | op.K, a.num, 0, off, self._imm32(b), target=label)
+
+    def jeq(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "==", b, t)
+    def jne(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "!=", b, t)
+    def jgt(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, ">", b, t)
+    def jge(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, ">=", b, t)
+    def jlt(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "<", b, t)
+    def jle(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "<=", b, t)
+    def jsgt(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "s>", b, t)
+    def jsge(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "s>=", b, t)
+    def jslt(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "s<", b, t)
+    def jsle(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "s<=", b, t)
+    def jset(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "&", b, t)
+
+    def call(self, helper: str | int) -> Instruction:
+        """Call a kernel helper by name (``"map_lookup_elem"`` or ``"bpf_..."``) or id."""
+        from .helpers import helper_id
+
+        try:
+            hid = helper_id(helper)
+        except AssemblerError as exc:
+            raise self._fail(exc.reason) from None
+        return self._emit(op.CALL_OP, 0, 0, 0, hid)
+
+    def call_func(self, label: str) -> Instruction:
+        """bpf-to-bpf call of the subprogram at ``label`` (``call pc+N``)."""
+        return self._emit(op.CALL_OP, 0, op.PSEUDO_CALL, 0, 0, target=label)
+
+    def call_kfunc(self, btf_id: int, module_fd_index: int = 0) -> Instruction:
+        """Call a kernel function (kfunc) by BTF id."""
+        return self._emit(op.CALL_OP, 0, op.PSEUDO_KFUNC_CALL, module_fd_index, self._imm32(btf_id))
+
+    def exit(self) -> Instruction:
+        return self._emit(op.EXIT_OP)
+
+    # ------------------------------------------------------ structured blocks
+    @contextmanager
+    def if_(self, a: Reg, cond: str, b: Operand) -> Iterator[None]:
+        """Emit the body only when ``a <cond> b`` holds (one inverted jump around it)."""
+        end = self.new_label("endif")
+        if cond == "&":
+            skip = self.new_label("then")
+            self.jump_if(a, "&", b, skip)
+            self.ja(end)
+            self.label(skip)
+        else:
+            self.jump_if(a, _NEGATED.get(cond, cond), b, end)
+        yield
+        self.label(end)
+        self._last_if = (end, len(self.insns))
+
+    @contextmanager
+    def else_(self) -> Iterator[None]:
+        """The alternative of the ``if_`` block that immediately precedes it."""
+        if self._last_if is None or self._last_if[1] != len(self.insns):
+            raise self._fail("else_() must directly follow an if_() block")
+        end_if, pos = self._last_if
+        self._last_if = None
+        end = self.new_label("endelse")
+        self.ja(end)  # the then-branch jumps over the else-branch...
+        self.labels[end_if] = pos + 1  # ...and the if's false edge lands after that jump
+        yield
+        self.label(end)
+
+    @contextmanager
+    def while_(self, a: Reg, cond: str, b: Operand) -> Iterator[None]:
+        """Loop while ``a <cond> b``; the kernel accepts it when it can prove the loop bounded."""
+        top, end = self.new_label("while"), self.new_label("endwhile")
+        self.label(top)
+        self.jump_if(a, _NEGATED[cond], b, end)
+        self._loops.append((top, end))
+        yield
+        self._loops.pop()
+        self.ja(top)
+        self.label(end)
+
+    @contextmanager
+    def for_range(self, counter: Reg, start: int, stop: Operand, step: int = 1) -> Iterator[None]:
+        """``for counter in range(start, stop, step)`` as a bounded loop."""
+        self.mov(counter, start)
+        top, cont, end = self.new_label("for"), self.new_label("next"), self.new_label("endfor")
+        self.label(top)
+        self.jump_if(counter, ">=" if step > 0 else "<=", stop, end)
+        self._loops.append((cont, end))
+        yield
+        self._loops.pop()
+        self.label(cont)
+        self.add(counter, step)
+        self.ja(top)
+        self.label(end)
+
+    def break_(self) -> Instruction:
+        if not self._loops:
+            raise self._fail("break_() outside a loop")
+        return self.ja(self._loops[-1][1])
+
+    def continue_(self) -> Instruction:
+        if not self._loops:
+            raise self._fail("continue_() outside a loop")
+        return self.ja(self._loops[-1][0])
+
+    # ----------------------------------------------------------- conveniences
+    def stack_ptr(self, dst: Reg, off: int) -> None:
+        """``dst = r10 + off``: a pointer to a stack slot, for helper arguments."""
+        self.mov(dst, R[10])
+        self.add(dst, off)
+
+    def map_lookup(self, map: object, key_at: int) -> None:
+        """``r0 = bpf_map_lookup_elem(map, r10 + key_at)``; clobbers r1-r5."""
+        self.ld_map_fd(R[1], map)
+        self.stack_ptr(R[2], key_at)
+        self.call("map_lookup_elem")
+
+    def map_update(self, map: object, key_at: int, value_at: int, flags: int = 0) -> None:
+        """``r0 = bpf_map_update_elem(map, r10 + key_at, r10 + value_at, flags)``."""
+        self.ld_map_fd(R[1], map)
+        self.stack_ptr(R[2], key_at)
+        self.stack_ptr(R[3], value_at)
+        self.mov(R[4], flags)
+        self.call("map_update_elem")
+
+    def ret(self, value: Operand) -> None:
+        """``r0 = value; exit``."""
+        self.mov(R[0], value)
+        self.exit()
+
+    # --------------------------------------------------------------- output
+    def encode(self) -> bytes:
+        """The program as kernel bytecode; labels resolved, raw offsets checked.
+
+        Maps are encoded with their current ``fd`` (0 for a spec with no fd);
+        the loader relocates them to real fds.
+        """
+        insns = self.insns
+        for i, insn in enumerate(insns):
+            if insn.map is not None and insn.opcode == op.LD_IMM64:
+                fd = getattr(insn.map, "fd", None)
+                if isinstance(fd, int):
+                    insn.imm = (insn.imm & ~_MASK32 & _MASK64) | (fd & _MASK32)
+        for name, index in self.labels.items():
+            if index > len(insns):
+                raise AssemblerError(f"label {name!r} points past the end", index=index)
+        check_raw_jumps(insns)
+        return encode(insns, self.labels)
+
+
+def check_raw_jumps(insns: list[Instruction]) -> None:
+    """Reject raw (unlabelled) jump offsets that leave the program or land inside an ld_imm64."""
+    slots = slot_offsets(insns)
+    total = slots[-1] + insns[-1].slots if insns else 0
+    starts = set(slots)
+    for i, insn in enumerate(insns):
+        cls = insn.opcode & 0x07
+        if insn.target is not None or cls not in (op.JMP, op.JMP32):
+            continue
+        code = insn.opcode & 0xF0
+        if code in (op.EXIT, op.CALL) and not (code == op.CALL and insn.src == op.PSEUDO_CALL):
+            continue
+        if code == op.CALL:
+            rel = insn.imm
+        elif cls == op.JMP32 and code == op.JA:
+            rel = insn.imm
+        else:
+            rel = insn.off
+        dest = slots[i] + 1 + rel
+        if dest < 0 or dest > total:
+            raise AssemblerError(f"jump out of range from insn {slots[i]} to {dest}", index=i,
+                                 source=insn.source)
+        if dest < total and dest not in starts:
+            raise AssemblerError(f"jump from insn {slots[i]} into the middle of ld_imm64 at {dest - 1}",
+                                 index=i, source=insn.source)

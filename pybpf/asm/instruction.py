@@ -1,0 +1,178 @@
+"""One eBPF instruction, and the byte encoding the kernel reads.
+
+A logical instruction is one :class:`Instruction`; a 64-bit immediate load
+(``ld_imm64``) is one logical instruction that occupies two 8-byte slots, as in
+the kernel. Jump and call targets may be symbolic (``target``), resolved to
+slot offsets only when the program is encoded, so builders never do offset
+arithmetic by hand.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Iterable, Sequence
+
+from . import opcodes as op
+from .errors import AssemblerError
+
+_SLOT = struct.Struct("<BBhi")
+_MASK64 = (1 << 64) - 1
+
+
+class Instruction:
+    """One logical instruction.
+
+    Equality and hashing look only at the encoded fields (opcode, dst, src,
+    off, imm); metadata (``source``, ``target``, ``map``) rides along for
+    error messages and relocation.
+
+    ``imm`` is a signed 32-bit value, except for ``ld_imm64`` where it holds
+    the full 64-bit value as unsigned (first slot's imm in the low half,
+    second slot's imm in the high half).
+    """
+
+    __slots__ = ("opcode", "dst", "src", "off", "imm", "_source", "target", "map")
+
+    def __init__(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+                 *, source: str | None = None, target: str | None = None, map: object = None):
+        self.opcode = opcode
+        self.dst = dst
+        self.src = src
+        self.off = off
+        self.imm = imm
+        self._source = source
+        self.target = target
+        self.map = map
+
+    @property
+    def source(self) -> str | None:
+        """Where the instruction came from: ``file:line`` of the DSL call, or a text line."""
+        src = self._source
+        if src.__class__ is tuple:  # (filename, lineno) recorded cheaply by the builder
+            src = self._source = f"{src[0]}:{src[1]}"
+        return src
+
+    @source.setter
+    def source(self, value: str | None) -> None:
+        self._source = value
+
+    @property
+    def slots(self) -> int:
+        """How many 8-byte slots the instruction occupies (2 for ld_imm64)."""
+        return 2 if self.opcode == op.LD_IMM64 else 1
+
+    @property
+    def cls(self) -> int:
+        return self.opcode & 0x07
+
+    def key(self) -> tuple[int, int, int, int, int]:
+        return (self.opcode, self.dst, self.src, self.off, self.imm)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Instruction):
+            return NotImplemented
+        return (self.opcode == other.opcode and self.dst == other.dst and self.src == other.src
+                and self.off == other.off and self.imm == other.imm)
+
+    def __hash__(self) -> int:
+        return hash(self.key())
+
+    def __repr__(self) -> str:
+        extra = f", target={self.target!r}" if self.target else ""
+        return (f"Instruction(opcode={self.opcode:#04x}, dst={self.dst}, src={self.src}, "
+                f"off={self.off}, imm={self.imm:#x}{extra})")
+
+    def replace(self, **changes) -> "Instruction":
+        fields = {"opcode": self.opcode, "dst": self.dst, "src": self.src, "off": self.off,
+                  "imm": self.imm, "source": self._source, "target": self.target, "map": self.map}
+        fields.update(changes)
+        return Instruction(**fields)
+
+
+def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None) -> bytes:
+    """Encode logical instructions into kernel bytecode.
+
+    ``labels`` maps a label to the logical index it names; instructions whose
+    ``target`` is set get their offset (jumps) or imm (bpf-to-bpf calls,
+    ``ld_imm64`` of a function) computed here, in slots, relative to the next
+    instruction.
+    """
+    slot_of = []
+    pos = 0
+    for insn in insns:
+        slot_of.append(pos)
+        pos += 2 if insn.opcode == op.LD_IMM64 else 1
+    slot_of.append(pos)
+    out = bytearray(pos * 8)
+    pack = _SLOT.pack_into
+    for i, insn in enumerate(insns):
+        opcode, off, imm = insn.opcode, insn.off, insn.imm
+        if insn.target is not None:
+            if labels is None or insn.target not in labels:
+                raise AssemblerError(f"unresolved label {insn.target!r}", index=i, source=insn.source)
+            rel = slot_of[labels[insn.target]] - slot_of[i] - 1
+            off, imm = _apply_target(insn, rel, i)
+        regs = (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4)
+        try:
+            if opcode == op.LD_IMM64:
+                imm &= _MASK64
+                lo = imm & 0xFFFFFFFF
+                hi = imm >> 32
+                pack(out, slot_of[i] * 8, opcode, regs, off, lo - ((lo & 0x80000000) << 1))
+                pack(out, slot_of[i] * 8 + 8, 0, 0, 0, hi - ((hi & 0x80000000) << 1))
+            else:
+                pack(out, slot_of[i] * 8, opcode, regs, off, imm)
+        except struct.error as exc:
+            raise AssemblerError(f"field out of range: {exc} in {insn!r}", index=i, source=insn.source) from None
+    return bytes(out)
+
+
+def _apply_target(insn: Instruction, rel: int, index: int) -> tuple[int, int]:
+    opcode = insn.opcode
+    if opcode == op.LD_IMM64 or (opcode == op.CALL_OP and insn.src == op.PSEUDO_CALL):
+        return insn.off, rel
+    if opcode == op.JMP32 | op.JA:  # gotol: 32-bit offset in imm
+        return 0, rel
+    if not -32768 <= rel <= 32767:
+        raise AssemblerError(f"jump offset {rel} to {insn.target!r} out of 16-bit range (use gotol)",
+                             index=index, source=insn.source)
+    return rel, insn.imm
+
+
+def decode(code: bytes | bytearray | memoryview) -> list[Instruction]:
+    """Decode kernel bytecode into logical instructions (ld_imm64 merged into one)."""
+    code = bytes(code)
+    if len(code) % 8:
+        raise AssemblerError(f"truncated instruction at byte offset {len(code) - len(code) % 8}: "
+                             f"bytecode length {len(code)} is not a multiple of 8")
+    out: list[Instruction] = []
+    unpack = _SLOT.unpack_from
+    n = len(code) // 8
+    i = 0
+    while i < n:
+        opcode, regs, off, imm = unpack(code, i * 8)
+        if opcode == op.LD_IMM64:
+            if i + 1 >= n:
+                raise AssemblerError(f"truncated ld_imm64 at byte offset {i * 8}: second slot missing",
+                                     index=len(out))
+            op2, regs2, off2, imm2 = unpack(code, i * 8 + 8)
+            if op2 or regs2 or off2:
+                raise AssemblerError(f"invalid second slot of ld_imm64 at byte offset {i * 8 + 8}",
+                                     index=len(out))
+            value = (imm & 0xFFFFFFFF) | ((imm2 & 0xFFFFFFFF) << 32)
+            out.append(Instruction(opcode, regs & 0x0F, regs >> 4, off, value))
+            i += 2
+        else:
+            out.append(Instruction(opcode, regs & 0x0F, regs >> 4, off, imm))
+            i += 1
+    return out
+
+
+def slot_offsets(insns: Iterable[Instruction]) -> list[int]:
+    """The slot index of each logical instruction (how the kernel numbers them)."""
+    out = []
+    pos = 0
+    for insn in insns:
+        out.append(pos)
+        pos += 2 if insn.opcode == op.LD_IMM64 else 1
+    return out

@@ -1,0 +1,160 @@
+"""A process-wide registry of live attachments, undone on every way out.
+
+Attachments held by an fd (perf links, bpf links, raw tracepoints) vanish
+when the process dies, but some outlive it: tracefs ``kprobe_events`` /
+``uprobe_events`` entries, XDP programs set over netlink, TC filters and
+qdiscs, cgroup PROG_ATTACH. Every :class:`Release` (one attachment's undo
+steps) is registered here and run, newest first, on:
+
+* normal interpreter exit (``atexit``),
+* an exception escaping a ``with`` block (the link's ``__exit__``),
+* SIGINT / SIGTERM: our handler releases everything, then hands the signal
+  to whatever handler was installed before (the default one re-raises
+  ``KeyboardInterrupt`` for SIGINT, or terminates the process for SIGTERM),
+* garbage collection of a link object (its finalizer).
+
+SIGKILL cannot be caught; :func:`sweep_stale_probe_events` removes tracefs
+events left by dead pybpf processes (their names carry the pid).
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import signal
+import threading
+from typing import Callable
+
+__all__ = ["Release", "release_all", "live", "install_signal_handlers", "sweep_stale_probe_events"]
+
+_lock = threading.RLock()
+_live: dict[int, "Release"] = {}
+_ids = itertools.count(1)
+_installed = False
+_previous: dict[int, object] = {}
+_HANDLED = (signal.SIGINT, signal.SIGTERM)
+
+
+class Release:
+    """The undo steps of one attachment, run at most once, last step first.
+
+    Holds no reference to the link object itself, so the link can be
+    garbage-collected (and its finalizer run this).
+    """
+
+    __slots__ = ("description", "_steps", "_id", "__weakref__")
+
+    def __init__(self, description: str):
+        self.description = description
+        self._steps: list[Callable[[], None]] = []
+        self._id = next(_ids)
+
+    def add(self, step: Callable[[], None]) -> None:
+        """Push an undo step; registers this release on the first step."""
+        with _lock:
+            self._steps.append(step)
+            if len(self._steps) == 1:
+                _live[self._id] = self
+        _ensure_installed()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._steps)
+
+    def __call__(self) -> None:
+        """Run every undo step (newest first); errors of one step do not stop the others."""
+        with _lock:
+            steps, self._steps = self._steps, []
+            _live.pop(self._id, None)
+        first: BaseException | None = None
+        for step in reversed(steps):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - keep undoing, report the first failure
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def __repr__(self) -> str:
+        return f"<Release {self.description!r} steps={len(self._steps)}>"
+
+
+def live() -> list[Release]:
+    """Releases not yet run, oldest first (for tests and diagnostics)."""
+    with _lock:
+        return list(_live.values())
+
+
+def release_all() -> None:
+    """Undo every live attachment, newest first; never raises."""
+    with _lock:
+        pending = list(_live.values())
+    for rel in reversed(pending):
+        try:
+            rel()
+        except Exception:  # noqa: BLE001 - exit paths must not fail
+            pass
+
+
+def _on_signal(signum: int, frame) -> None:
+    release_all()
+    prev = _previous.get(signum, signal.SIG_DFL)
+    if callable(prev):
+        prev(signum, frame)  # e.g. default_int_handler raises KeyboardInterrupt
+    elif prev == signal.SIG_IGN:
+        return
+    else:  # SIG_DFL: die of the signal, as the process would have without us
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def install_signal_handlers() -> bool:
+    """Install the SIGINT/SIGTERM handlers now (done automatically on the first attachment).
+
+    Only possible from the main thread; returns whether handlers are in place.
+    Handlers installed later by the application replace ours; such an
+    application should call :func:`release_all` itself.
+    """
+    global _installed
+    with _lock:
+        if _installed:
+            return True
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        for sig in _HANDLED:
+            prev = signal.getsignal(sig)
+            if prev is _on_signal:
+                continue
+            _previous[sig] = prev
+            signal.signal(sig, _on_signal)
+        _installed = True
+        return True
+
+
+def _ensure_installed() -> None:
+    if not _installed:
+        install_signal_handlers()
+
+
+def _after_fork_in_child() -> None:
+    # A forked child shares no kernel-side ownership of the parent's netlink
+    # or tracefs attachments: it must not undo them when it exits.
+    global _lock
+    _lock = threading.RLock()
+    _live.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(release_all)
+
+
+def sweep_stale_probe_events() -> list[str]:
+    """Remove tracefs kprobe/uprobe events created by pybpf processes that no longer exist.
+
+    Legacy probe events are named ``pybpf_<pid>_...``; an event whose pid is
+    gone was left by a process killed with SIGKILL. Returns the removed names.
+    """
+    from . import _probe_events
+
+    return _probe_events.sweep_stale()

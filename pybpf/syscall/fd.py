@@ -1,0 +1,64 @@
+"""File descriptors as owned objects.
+
+Every fd pybpf obtains is wrapped in an :class:`FD` that closes it exactly
+once: explicitly, through a ``with`` block, or from a finalizer when the
+owner is garbage-collected, so no code path leaks descriptors.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+
+
+class FD:
+    """An owned file descriptor."""
+
+    __slots__ = ("_fd", "_finalizer", "__weakref__")
+
+    def __init__(self, fd: int):
+        if fd < 0:
+            raise ValueError(f"invalid file descriptor {fd}")
+        self._fd = fd
+        self._finalizer = weakref.finalize(self, os.close, fd)
+        self._finalizer.atexit = False
+
+    @property
+    def fd(self) -> int:
+        if self._fd < 0:
+            raise ValueError("use of closed file descriptor")
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd < 0
+
+    def __int__(self) -> int:
+        return self.fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            self._fd = -1
+            self._finalizer()
+
+    def detach(self) -> int:
+        """Give up ownership and return the raw fd (the caller must close it)."""
+        fd = self.fd
+        self._finalizer.detach()
+        self._fd = -1
+        return fd
+
+    def dup(self) -> "FD":
+        return FD(os.dup(self.fd))
+
+    def __enter__(self) -> "FD":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
