@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from array import array
 from bisect import bisect_left
 from typing import Iterator
 
@@ -89,7 +88,7 @@ class Spec:
         if str_len and self._strings[-1:] != b"\0":
             raise BTFFormatError("string section is not NUL-terminated")
         self._offsets = _scan(self._words)
-        self._word_array: array | None = None  # built on first name lookup
+        self._type_start = t0
         self._first_id = len(base) if base is not None else 1
         self._str_base = base._str_base + len(base._strings) if base is not None else 0
         self._cache: dict[int, T.Type] = {}
@@ -238,23 +237,26 @@ class Spec:
     # -- name lookup ---------------------------------------------------------
 
     def _own_ids_with_name_off(self, name_off: int) -> list[int]:
-        """Ids of own records whose name_off equals ``name_off`` (searched in C)."""
-        arr = self._word_array
-        if arr is None:
-            arr = self._word_array = array("I")
-            arr.frombytes(self._type_bytes)
+        """Ids of own records whose name_off equals ``name_off``.
+
+        ``bytes.find`` runs at memchr speed; hits that are not at a record's
+        first word (a member name, a size that happens to match) are dropped
+        by a bisect into the record offsets.
+        """
+        data = self._data
+        needle = struct.pack("=I", name_off)
+        start, end = self._type_start, self._type_start + len(self._type_bytes)
         offsets = self._offsets
         found = []
-        pos = 0
-        while True:
-            try:
-                pos = arr.index(name_off, pos)
-            except ValueError:
-                return found
-            k = bisect_left(offsets, pos)
-            if k < len(offsets) and offsets[k] == pos:
-                found.append(self._first_id + k)
-            pos += 1
+        pos = data.find(needle, start, end)
+        while pos >= 0:
+            rel = pos - start
+            if rel % 4 == 0:
+                k = bisect_left(offsets, rel // 4)
+                if k < len(offsets) and offsets[k] == rel // 4:
+                    found.append(self._first_id + k)
+            pos = data.find(needle, pos + 1, end)
+        return found
 
     def _string_offsets(self, name: str) -> list[int]:
         """Offsets (in this blob's numbering) of strings equal to ``name``."""

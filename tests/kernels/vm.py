@@ -334,11 +334,14 @@ mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 mount -t bpf bpf $R/sys/fs/bpf 2>/dev/null
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 mount -t tmpfs ovl /ovl
+ovl() {  # writable, throw-away layer over a host directory
+  n=$(echo $1 | tr / _); mkdir -p /ovl/$n/u /ovl/$n/w
+  mount -t overlay -o lowerdir=$R$1,upperdir=/ovl/$n/u,workdir=/ovl/$n/w ovl $R$1 || msg "overlay $1 failed"
+}
 for d in /etc /root /var /home /srv /opt /usr/local /boot; do
-  [ -d $R$d ] || continue
-  n=$(echo $d | tr / _); mkdir -p /ovl/$n/u /ovl/$n/w
-  mount -t overlay -o lowerdir=$R$d,upperdir=/ovl/$n/u,workdir=/ovl/$n/w ovl $R$d || msg "overlay $d failed"
+  [ -d $R$d ] && ovl $d
 done
+[ -d $R/lib/modules ] || { ovl /usr/lib; mkdir -p $R/usr/lib/modules; }
 mount -t tmpfs mods $R/lib/modules && mkdir -p $R/lib/modules/$KVER &&
   mount -t 9p -o $O,ro,cache=loose modules $R/lib/modules/$KVER || msg "modules share failed"
 cp /ctl/kconfig $R/boot/config-$KVER 2>/dev/null
