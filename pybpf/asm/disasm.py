@@ -300,8 +300,12 @@ def validate(insn: Instruction) -> str | None:
     mode, size = code & 0xE0, code & 0x18
     if cls == op.LD:
         if code == op.LD_IMM64:
-            if src > op.PSEUDO_MAP_IDX_VALUE or off:
-                return f"invalid ld_imm64 source {src}" if src > 6 else "ld_imm64 uses reserved fields"
+            if src > op.PSEUDO_MAP_IDX_VALUE:
+                return f"invalid ld_imm64 source {src}"
+            if off or dst > op.MAX_REG:
+                return "invalid bpf_ld_imm64 insn"
+            if src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX, op.PSEUDO_FUNC) and imm >> 32:
+                return "unrecognized bpf_ld_imm64 insn"  # the second slot's imm must be 0
             return None
         if mode == op.ABS and (src or dst or off):
             return "BPF_LD_[ABS|IND] uses reserved fields"

@@ -12,7 +12,6 @@ Parsing is lazy (see :mod:`pybpf.btf.spec`): opening vmlinux records where
 each type starts, and only the types a caller touches are decoded.
 """
 
-from .encode import Builder
 from .errors import BTFError, BTFFormatError, MemberNotFoundError, TypeNotFoundError
 from .kernel import SYSFS_BTF, load_kernel_btf, load_module_btf, module_btf_names
 from .kinds import FuncLinkage, IntEncoding, Kind, VarLinkage
@@ -22,8 +21,20 @@ from .types import (Array, Composite, Const, Datasec, DeclTag, Enum, Enum64, Enu
                     Qualifier, Restrict, Struct, Type, Typedef, TypeTag, Union, Var, VarSecinfo,
                     Void, Volatile)
 
+_LAZY = {"Builder": ".encode", "load_btf": ".load", "BTFLoadError": ".load"}
+
+
+def __getattr__(name: str):
+    """Encoder and loader are imported on first use: most tools only read BTF,
+    and start-up time is what :mod:`pybpf.btf` is tuned for."""
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
-    "Builder", "Spec", "load_kernel_btf", "load_module_btf", "module_btf_names", "SYSFS_BTF",
+    "Builder", "Spec", "load_btf", "BTFLoadError", "load_kernel_btf", "load_module_btf", "module_btf_names", "SYSFS_BTF",
     "BTFError", "BTFFormatError", "TypeNotFoundError", "MemberNotFoundError",
     "Kind", "IntEncoding", "FuncLinkage", "VarLinkage",
     "Type", "Void", "Int", "Pointer", "Array", "Member", "Composite", "Struct", "Union",

@@ -11,7 +11,6 @@ offset" well under 100 ms in pure Python.
 
 from __future__ import annotations
 
-import ctypes
 import struct
 from bisect import bisect_left
 from typing import Iterator
@@ -25,7 +24,7 @@ __all__ = ["Spec", "KindLike"]
 
 KindLike = Kind | tuple[Kind, ...] | None
 
-_POINTER_SIZE = ctypes.sizeof(ctypes.c_void_p)
+_POINTER_SIZE = struct.calcsize("P")
 _QUALIFIERS = frozenset({Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG})
 _MAX_RESOLVE_DEPTH = 64
 

@@ -26,3 +26,16 @@ from .map_cmds import (enable_stats, link_get_fd_by_id, link_get_next_id, map_cr
 
 __all__ += ["ObjectNotFound", *map_cmds.__all__]
 # --- end map commands ---
+
+# --- program, BTF and link commands (programs engineer) ---
+from . import attr_prog, prog_cmds  # noqa: E402
+from .attr_prog import (AttachFlags, LinkCreateAttr, LinkInfo, ProgFlags, ProgInfo,  # noqa: E402
+                        TestRunFlags)
+from .prog_cmds import (LoadResult, ProgInfoFull, QueryResult, TestRunOutput, btf_load,  # noqa: E402
+                        link_create, link_detach, link_info, link_update, prog_attach, prog_detach,
+                        prog_info, prog_info_full, prog_load, prog_query, prog_test_run,
+                        raw_tracepoint_open)
+
+__all__ += ["AttachFlags", "LinkCreateAttr", "LinkInfo", "ProgFlags", "ProgInfo", "TestRunFlags",
+            *prog_cmds.__all__]
+# --- end program commands ---

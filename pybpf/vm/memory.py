@@ -22,8 +22,8 @@ from .errors import VMError
 # High halves of region addresses: fixed regions (map handles) live below
 # _RUN_FIRST and survive between runs; per-run regions (stacks, packet, ctx,
 # map values seen by this run) are numbered from _RUN_FIRST again at each run.
-_FIXED_FIRST = 0xFFFF_1000
-_RUN_FIRST = 0xFFFF_8000
+_FIXED_FIRST = 0x7FFF_0000
+_RUN_FIRST = 0x8000_0000
 _IN_WINDOW = 0x1000_0000  # where byte 0 of a buffer sits within its window
 
 BUF, BASE, LO, HI, WRITABLE, HOOK, KIND = range(7)

@@ -65,12 +65,21 @@ def jump_program(seed: int = 2) -> list[I]:
     for cls in (op.JMP, op.JMP32):
         for opc in op.COND_SYMBOLS:
             for srcbit in (op.K, op.X):
-                dst = rng.choice((1, 2, 3, 4, 5, 8, 9))
-                src = rng.choice((6, 7))
-                imm = 0 if srcbit else rng.choice([0, 1, -1, 0x10, -0x80000000, rng.randint(-2**31, 2**31 - 1)])
+                # fresh unknown copies (mul breaks the verifier's register ids, so
+                # refining them does not refine r6/r7), zeroed after the branch so
+                # that both paths meet in the same state and are pruned
+                dst, src = rng.choice((1, 2, 3, 4, 5)), rng.choice((8, 9))
+                imm = 0 if srcbit else rng.choice([1, 0x10, -2, -0x80000000, rng.randint(1, 2**31 - 1)])
                 out.append(I(op.ALU64 | op.MOV | op.X, dst, rng.choice((6, 7))))
+                out.append(I(op.ALU64 | op.MUL | op.K, dst, 0, 0, 3))
+                if srcbit:
+                    out.append(I(op.ALU64 | op.MOV | op.X, src, rng.choice((6, 7))))
+                    out.append(I(op.ALU64 | op.MUL | op.K, src, 0, 0, 5))
                 out.append(I(cls | opc | srcbit, dst, src if srcbit else 0, 1, imm))
-                out.append(I(op.ALU64 | op.ADD | op.K, dst, 0, 0, 5))
+                out.append(I(op.ALU64 | op.MOV | op.K, dst, 0, 0, 1))
+                out.append(I(op.ALU64 | op.MOV | op.K, dst, 0, 0, 0))
+                if srcbit:
+                    out.append(I(op.ALU64 | op.MOV | op.K, src, 0, 0, 0))
     out.append(I(op.JA_OP, 0, 0, 0, 0))  # goto pc+0: a jump over nothing stays reachable
     out.append(I(op.JMP32 | op.JA, 0, 0, 0, 0))  # gotol pc+0
     # a backward jump, bounded: r1 = 0; loop: r1 += 1; if r1 < 3 goto loop

@@ -1,0 +1,101 @@
+"""Attaching a program to a perf event fd: tracepoints, kprobes and uprobes share this.
+
+Since 5.15 a ``BPF_LINK_CREATE`` with attach type ``BPF_PERF_EVENT`` gives a
+bpf_link (visible to LINK_GET_NEXT_ID, and it carries a bpf_cookie). Older
+kernels only have ``PERF_EVENT_IOC_SET_BPF`` followed by
+``PERF_EVENT_IOC_ENABLE``; the perf fd itself then holds the attachment.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Callable
+
+from pybpf.syscall import FD, BPFError, InvalidArgument, NotSupported
+from pybpf.syscall import perf as _perf
+
+from . import _sys
+from .base import Link
+
+__all__ = ["PerfEventLink", "attach_perf_event"]
+
+_link_supported: bool | None = None  # learnt on first use
+
+
+class PerfEventLink(Link):
+    """A program attached to a perf event (tracepoint, kprobe, uprobe).
+
+    ``perf_fd`` is the event; ``fd`` the bpf_link when the kernel has perf
+    links (``is_bpf_link``), otherwise the same perf fd.
+    """
+
+    kind = "perf_event"
+
+    def __init__(self, description: str):
+        super().__init__(description)
+        self._perf_fd: FD | None = None
+        self._link_fd: FD | None = None
+
+    @property
+    def perf_fd(self) -> int:
+        assert self._perf_fd is not None
+        return self._perf_fd.fd
+
+    @property
+    def fd(self) -> int:
+        return (self._link_fd or self._perf_fd).fd  # type: ignore[union-attr]
+
+    @property
+    def is_bpf_link(self) -> bool:
+        return self._link_fd is not None
+
+    @property
+    def id(self) -> int:
+        if self._link_fd is None:
+            raise TypeError(f"{self.description} is attached with PERF_EVENT_IOC_SET_BPF (no bpf_link)")
+        return _sys.link_info(self._link_fd.fd).id
+
+
+def attach_perf_event(prog: object, perf_fd: FD, description: str, *, cookie: int = 0,
+                      undo_first: Callable[[], None] | None = None,
+                      cls: type[PerfEventLink] = PerfEventLink) -> PerfEventLink:
+    """Attach ``prog`` to the open event ``perf_fd`` (ownership passes to the link).
+
+    ``undo_first`` is an undo step that must run after the fds are closed
+    (removing a tracefs probe event): it is registered before them.
+    """
+    global _link_supported
+    link = cls(description)
+    if undo_first is not None:
+        link._on_detach(undo_first)
+    link._perf_fd = link._own_fd(perf_fd)
+    prog_fd = _sys.prog_fd_of(prog)
+    try:
+        if _link_supported is not False:
+            try:
+                lfd = _sys.link_create(prog_fd, perf_fd.fd, _sys.AttachType.PERF_EVENT, word0=cookie,
+                                       context=f"attaching to {description}")
+                link._link_fd = link._own_fd(lfd)
+                _link_supported = True
+                return link
+            except (InvalidArgument, NotSupported) as exc:
+                if _link_supported:
+                    raise  # perf links work here: this EINVAL is about the program or event
+                first_error: BPFError = exc
+        else:
+            first_error = None  # type: ignore[assignment]
+        if cookie:
+            raise NotSupported(errno.EOPNOTSUPP, "BPF_LINK_CREATE",
+                               f"bpf_cookie for {description} needs perf links (Linux 5.15)")
+        try:
+            _perf.ioctl_set_bpf(perf_fd.fd, prog_fd)
+        except BPFError:
+            if first_error is not None:
+                raise first_error from None
+            raise
+        _link_supported = False
+        _perf.ioctl_enable(perf_fd.fd)
+        return link
+    except BaseException:
+        link.detach()
+        raise

@@ -1,0 +1,30 @@
+"""Possible CPUs: per-CPU map values have one slot per *possible* CPU, not online CPU."""
+
+from __future__ import annotations
+
+import functools
+
+__all__ = ["possible_cpus", "parse_cpu_list", "round8"]
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Parse the kernel's cpu list syntax (``"0-3,5,7-8"``)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+@functools.cache
+def possible_cpus() -> int:
+    """How many CPUs the kernel considers possible (the size of a per-CPU value array)."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        return len(parse_cpu_list(f.read()))
+
+
+def round8(n: int) -> int:
+    """Per-CPU values are 8-byte aligned in the syscall buffer."""
+    return (n + 7) & ~7

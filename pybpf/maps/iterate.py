@@ -1,0 +1,95 @@
+"""Key iteration with BPF_MAP_GET_NEXT_KEY that terminates under concurrent deletion.
+
+The kernel's hash maps and LPM tries answer "next key after K" with the
+*first* key when K has been deleted meanwhile. A naive loop then restarts
+from the beginning every time another thread deletes the key it is standing
+on, and with a busy deleter never finishes (a known problem of other
+libraries). Here:
+
+* every key already yielded is remembered, so a restart never yields twice;
+* after a restart, iteration first resumes from the most recent yielded keys
+  that still exist (their successor is where we were), so most deletions
+  cost one extra syscall instead of a walk from the beginning;
+* full restarts are bounded (``max_restarts``); beyond that
+  :class:`MapIterationAborted` is raised instead of spinning.
+
+Array-like maps index by position and never restart, so they take a plain loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterator
+
+from pybpf.syscall.map_cmds import map_get_next_key
+
+from .types import MapType
+
+__all__ = ["iter_raw_keys", "MapIterationAborted", "INDEXED_TYPES"]
+
+INDEXED_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
+                           MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
+                           MapType.ARRAY_OF_MAPS})
+_HISTORY = 16
+
+
+class MapIterationAborted(RuntimeError):
+    """Iteration restarted too often because other users kept deleting keys under it."""
+
+
+def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_restarts: int = 100,
+                  context: str = "") -> Iterator[bytes]:
+    """Yield each key (raw bytes) of the map behind ``fd`` at most once."""
+    nxt = bytearray(key_size)
+    if map_type in INDEXED_TYPES:
+        cur = None
+        while map_get_next_key(fd, cur, nxt, context):
+            cur = bytes(nxt)
+            yield cur
+        return
+
+    seen: set[bytes] = set()
+    history: deque[bytes] = deque(maxlen=_HISTORY)
+    restarts = 0
+    cur: bytes | None = None
+    while True:
+        if not map_get_next_key(fd, cur, nxt, context):
+            return
+        key = bytes(nxt)
+        if key not in seen:
+            seen.add(key)
+            history.append(key)
+            cur = key
+            yield key
+            continue
+        if cur is None or cur not in history:
+            cur = key  # walking already-yielded keys after a restart: keep going
+            continue
+        # ``cur`` was deleted and the kernel went back to the first key (``key``).
+        # Resume from the newest earlier key that still exists.
+        history.remove(cur)
+        resumed = None
+        while history:
+            prev = history.pop()
+            if not map_get_next_key(fd, prev, nxt, context):
+                return  # prev is alive and is the last key, or the map is empty
+            after = bytes(nxt)
+            if after != key:  # prev still exists: ``after`` is where we were
+                history.append(prev)
+                resumed = after
+                break
+        if resumed is not None:
+            if resumed in seen:
+                cur = resumed
+                continue
+            seen.add(resumed)
+            history.append(resumed)
+            cur = resumed
+            yield resumed
+            continue
+        restarts += 1
+        if restarts > max_restarts:
+            raise MapIterationAborted(
+                f"{context or 'map'}: iteration restarted {restarts} times because keys were "
+                f"deleted concurrently; {len(seen)} keys were returned")
+        cur = key

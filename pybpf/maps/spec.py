@@ -1,0 +1,240 @@
+"""MapSpec: a deterministic description of a map, checked without touching the kernel.
+
+Turning a spec into a kernel object is :meth:`MapSpec.create` (or ``Map(spec)``);
+everything here is plain data, so specs can be built, compared and validated
+by tests and by the verifier simulator with no root and no bpf(2).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .cpus import possible_cpus
+from .layout import FdValueLayout, RawLayout, layout_size, make_layout
+from .lpm import LpmKey
+from .types import FD_VALUE_TYPES, KEYLESS_TYPES, MAP_OF_MAPS_TYPES, MapFlags, MapType
+
+if TYPE_CHECKING:
+    from .map import Map
+
+__all__ = ["MapSpec", "MapSpecError"]
+
+_NAME_RE = re.compile(r"[A-Za-z0-9_.]*")
+_ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
+                          MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS})
+
+
+class MapSpecError(ValueError):
+    """A map spec is inconsistent (sizes, name, flags, inner map)."""
+
+
+def _split(desc) -> tuple[Any, int | None]:
+    """A constructor argument is a layout, or an int meaning raw bytes of that size."""
+    if isinstance(desc, int) and not isinstance(desc, bool):
+        return None, desc
+    return desc, None
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    """What to create: ``MapSpec(type, key_size, value_size, max_entries, flags, name, ...)``.
+
+    ``key``/``value`` are layouts (struct format, ctypes type, layout object or
+    None for raw bytes); a size left as None is derived from its layout.
+    ``inner`` is the spec of the inner map of an array/hash of maps.
+    """
+
+    type: MapType
+    key_size: int | None = None
+    value_size: int | None = None
+    max_entries: int = 1
+    flags: int = 0
+    name: str = ""
+    key: Any = field(default=None, compare=True)
+    value: Any = None
+    inner: MapSpec | None = None
+    map_extra: int = 0
+    numa_node: int | None = None
+    btf: Any = None  # an object with ``.fd`` (loaded BTF), or None
+    btf_key_type_id: int = 0
+    btf_value_type_id: int = 0
+
+    def __post_init__(self) -> None:
+        try:
+            mtype = MapType(self.type)
+        except ValueError:
+            raise MapSpecError(f"unknown map type {self.type!r}") from None
+        set_ = object.__setattr__
+        set_(self, "type", mtype)
+        set_(self, "flags", int(self.flags))
+        if not isinstance(self.name, str) or len(self.name) > 15 or \
+                not _NAME_RE.fullmatch(self.name):
+            raise MapSpecError(f"map name {self.name!r}: at most 15 characters from "
+                               f"[A-Za-z0-9_.] (BPF_OBJ_NAME_LEN is 16 with the NUL)")
+        for what in ("key", "value"):
+            desc, given = getattr(self, what), getattr(self, f"{what}_size")
+            derived = layout_size(desc, what)
+            if given is None:
+                given = derived if derived is not None else 0
+            elif derived is not None and derived != given:
+                raise MapSpecError(f"{what}_size {given} does not match the {what} layout "
+                                   f"{desc!r} ({derived} bytes)")
+            if given < 0:
+                raise MapSpecError(f"{what}_size must be >= 0, got {given}")
+            set_(self, f"{what}_size", given)
+        if mtype in KEYLESS_TYPES and self.key_size:
+            raise MapSpecError(f"{mtype.name} maps have no keys: key_size must be 0")
+        if mtype in MAP_OF_MAPS_TYPES and self.inner is None:
+            raise MapSpecError(f"{mtype.name} needs an inner map spec (inner=...)")
+        if self.inner is not None and mtype not in MAP_OF_MAPS_TYPES:
+            raise MapSpecError(f"inner map given for a {mtype.name} map")
+        if mtype in FD_VALUE_TYPES and self.value_size != 4:
+            raise MapSpecError(f"{mtype.name} values are 4-byte fds, not {self.value_size} bytes")
+        if mtype in _ARRAY_TYPES and self.key_size != 4:
+            raise MapSpecError(f"{mtype.name} keys are 4-byte indexes, not {self.key_size} bytes")
+        if self.max_entries < 0 or self.max_entries > 0xFFFFFFFF:
+            raise MapSpecError(f"max_entries {self.max_entries} out of range")
+        if mtype == MapType.RINGBUF and (self.max_entries & (self.max_entries - 1) or
+                                         self.max_entries < 4096):
+            raise MapSpecError(f"ring buffer size {self.max_entries} must be a power of 2 and a "
+                               f"multiple of the page size")
+
+    # -- layouts ------------------------------------------------------------------------------
+
+    @property
+    def key_layout(self):
+        if isinstance(self.key, LpmKey) or self.key is not None:
+            return make_layout(self.key, self.key_size, "key")
+        return RawLayout(self.key_size, "key")
+
+    @property
+    def value_layout(self):
+        if self.type in FD_VALUE_TYPES and self.value is None:
+            kind = {MapType.PROG_ARRAY: "program", MapType.PERF_EVENT_ARRAY: "perf event",
+                    MapType.CGROUP_ARRAY: "cgroup"}.get(self.type, "map")
+            return FdValueLayout(kind)
+        return make_layout(self.value, self.value_size, "value")
+
+    @property
+    def is_percpu(self) -> bool:
+        from .types import PERCPU_TYPES
+        return self.type in PERCPU_TYPES
+
+    def replace(self, **changes) -> MapSpec:
+        """A copy with some fields changed (``dataclasses.replace``)."""
+        return replace(self, **changes)
+
+    def create(self) -> Map:
+        """Create the map in the kernel."""
+        from .map import Map
+        return Map(self)
+
+    # -- convenience constructors -----------------------------------------------------------
+
+    @classmethod
+    def _kv(cls, mtype, key, value, max_entries, **kw) -> MapSpec:
+        key, ks = _split(key)
+        value, vs = _split(value)
+        return cls(mtype, ks, vs, max_entries, key=key, value=value, **kw)
+
+    @classmethod
+    def hash(cls, key, value, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_HASH. ``key``/``value``: layout, or int size for raw bytes."""
+        return cls._kv(MapType.HASH, key, value, max_entries, **kw)
+
+    @classmethod
+    def percpu_hash(cls, key, value, max_entries: int, **kw) -> MapSpec:
+        return cls._kv(MapType.PERCPU_HASH, key, value, max_entries, **kw)
+
+    @classmethod
+    def lru_hash(cls, key, value, max_entries: int, **kw) -> MapSpec:
+        return cls._kv(MapType.LRU_HASH, key, value, max_entries, **kw)
+
+    @classmethod
+    def lru_percpu_hash(cls, key, value, max_entries: int, **kw) -> MapSpec:
+        return cls._kv(MapType.LRU_PERCPU_HASH, key, value, max_entries, **kw)
+
+    @classmethod
+    def array(cls, value, max_entries: int, *, key="I", **kw) -> MapSpec:
+        """BPF_MAP_TYPE_ARRAY (keys are u32 indexes). Add ``flags=MapFlags.MMAPABLE`` for mmap."""
+        return cls._kv(MapType.ARRAY, key, value, max_entries, **kw)
+
+    @classmethod
+    def percpu_array(cls, value, max_entries: int, *, key="I", **kw) -> MapSpec:
+        return cls._kv(MapType.PERCPU_ARRAY, key, value, max_entries, **kw)
+
+    @classmethod
+    def lpm_trie(cls, addr_size: int | str, value, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_LPM_TRIE with ``addr_size`` data bytes (or ``"ipv4"``/``"ipv6"``).
+
+        The kernel requires BPF_F_NO_PREALLOC for tries; it is added here.
+        """
+        size = {"ipv4": 4, "ipv6": 16}.get(addr_size, addr_size) if isinstance(addr_size, str) \
+            else addr_size
+        kw["flags"] = kw.get("flags", 0) | MapFlags.NO_PREALLOC
+        return cls._kv(MapType.LPM_TRIE, LpmKey(int(size)), value, max_entries, **kw)
+
+    @classmethod
+    def queue(cls, value, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_QUEUE (FIFO): use ``push``/``pop``/``peek``."""
+        value, vs = _split(value)
+        return cls(MapType.QUEUE, 0, vs, max_entries, value=value, **kw)
+
+    @classmethod
+    def stack(cls, value, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_STACK (LIFO): use ``push``/``pop``/``peek``."""
+        value, vs = _split(value)
+        return cls(MapType.STACK, 0, vs, max_entries, value=value, **kw)
+
+    @classmethod
+    def ringbuf(cls, size: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_RINGBUF of ``size`` data bytes (power of 2, multiple of the page size)."""
+        return cls(MapType.RINGBUF, 0, 0, size, **kw)
+
+    @classmethod
+    def perf_event_array(cls, max_entries: int | None = None, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_PERF_EVENT_ARRAY, one slot per possible CPU unless told otherwise."""
+        n = possible_cpus() if max_entries is None else max_entries
+        return cls(MapType.PERF_EVENT_ARRAY, 4, 4, n, key="I", **kw)
+
+    @classmethod
+    def prog_array(cls, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_PROG_ARRAY for tail calls: values are programs (fds in, ids out)."""
+        return cls(MapType.PROG_ARRAY, 4, 4, max_entries, key="I", **kw)
+
+    @classmethod
+    def stack_trace(cls, max_entries: int, depth: int = 127, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_STACK_TRACE: u32 stack ids to ``depth`` u64 instruction pointers."""
+        return cls(MapType.STACK_TRACE, 4, 8 * depth, max_entries, key="I",
+                   value=f"{depth}Q", **kw)
+
+    @classmethod
+    def array_of_maps(cls, inner: MapSpec, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_ARRAY_OF_MAPS: values are maps like ``inner`` (fds in, ids out)."""
+        return cls(MapType.ARRAY_OF_MAPS, 4, 4, max_entries, key="I", inner=inner, **kw)
+
+    @classmethod
+    def hash_of_maps(cls, key, inner: MapSpec, max_entries: int, **kw) -> MapSpec:
+        """BPF_MAP_TYPE_HASH_OF_MAPS keyed by ``key``: values are maps like ``inner``."""
+        key, ks = _split(key)
+        return cls(MapType.HASH_OF_MAPS, ks, 4, max_entries, key=key, inner=inner, **kw)
+
+    @classmethod
+    def from_info(cls, info) -> MapSpec:
+        """A raw-bytes spec describing an existing map (from ``bpf_map_info``)."""
+        mtype = info.type if info.type in MapType._value2member_map_ else MapType.UNSPEC
+        name = info.name.decode(errors="replace")
+        return cls.__new__(cls)._init_raw(MapType(mtype), info.key_size, info.value_size,
+                                          info.max_entries, info.map_flags, name, info.map_extra)
+
+    def _init_raw(self, mtype, ks, vs, n, flags, name, extra) -> MapSpec:
+        # Existing maps are described as they are: skip the creation-time checks (a
+        # map of maps found by id has no inner spec, a name may hold odd bytes).
+        for k, v in dict(type=mtype, key_size=ks, value_size=vs, max_entries=n, flags=flags,
+                         name=name, key=None, value=None, inner=None, map_extra=extra,
+                         numa_node=None, btf=None, btf_key_type_id=0,
+                         btf_value_type_id=0).items():
+            object.__setattr__(self, k, v)
+        return self

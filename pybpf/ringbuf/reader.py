@@ -1,0 +1,254 @@
+"""Reading a BPF_MAP_TYPE_RINGBUF from user space.
+
+The map fd is mmapped twice, as the kernel lays it out (kernel/bpf/ringbuf.c):
+
+* offset 0, one page, read-write: the consumer page; its first u64 is
+  ``consumer_pos``, which we advance to give space back to producers;
+* offset one page, read-only: the producer page (first u64 ``producer_pos``)
+  followed by the data area, which the kernel maps *twice in a row*, so a
+  record that wraps past the end is still contiguous in our mapping.
+
+Each record starts with an 8-byte header: ``u32 len`` whose bit 31 (BUSY)
+says the producer has reserved but not committed it and bit 30 (DISCARD)
+says it was discarded, then ``u32 pg_off``. Records are 8-byte aligned.
+We stop at the first busy record (later ones may be committed already, but
+consumption is strictly in order) and skip discarded ones.
+
+Positions are read and written through ``memoryview.cast("Q")`` so each is
+one aligned 8-byte access, as the kernel's smp_load_acquire /
+smp_store_release pair expects of the other side on x86-64 and arm64 TSO-like
+access patterns of CPython (every access is a separate C call).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import select
+import struct
+import time
+from typing import Any, Callable, Iterator
+
+from pybpf.syscall import BadFD, Cmd, InvalidArgument, bpf
+from pybpf.syscall.attr_map import BpfMapInfo, InfoByFdAttr
+
+__all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE"]
+
+BUSY_BIT = 1 << 31
+DISCARD_BIT = 1 << 30
+HEADER_SIZE = 8
+_LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
+_RINGBUF = 27
+_PAGE = mmap.PAGESIZE
+
+Record = bytes  # a raw record is its payload bytes
+
+
+def _map_info(fd: int) -> BpfMapInfo:
+    info = BpfMapInfo()
+    attr = InfoByFdAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
+    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, "ring buffer map info")
+    return info
+
+
+def _fd_of(map_or_fd: object) -> int:
+    if isinstance(map_or_fd, int):
+        return map_or_fd
+    fd = getattr(map_or_fd, "fd", map_or_fd)
+    if isinstance(fd, int):
+        return fd
+    return fd.fileno()
+
+
+def make_decoder(record_type: Any) -> Callable[[bytes], Any] | None:
+    """A function turning raw bytes into ``record_type``.
+
+    ``record_type`` may be a ctypes Structure (``from_buffer_copy`` of the
+    leading ``sizeof`` bytes), a namedtuple class with a ``_struct``
+    (:class:`struct.Struct` or format string) attribute, a
+    ``(namedtuple class, struct format)`` pair, a :class:`struct.Struct`
+    (gives a plain tuple), or any callable taking bytes.
+    """
+    if record_type is None:
+        return None
+    if isinstance(record_type, type) and issubclass(record_type, ctypes.Structure):
+        size = ctypes.sizeof(record_type)
+        from_copy = record_type.from_buffer_copy
+        return lambda raw: from_copy(raw[:size]) if len(raw) != size else from_copy(raw)
+    if isinstance(record_type, tuple) and len(record_type) == 2:
+        cls, fmt = record_type
+        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        make = cls._make
+        unpack, size = st.unpack_from, st.size
+        return lambda raw: make(unpack(raw))
+    if isinstance(record_type, struct.Struct):
+        return record_type.unpack_from
+    if isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(record_type, "_struct"):
+        fmt = record_type._struct
+        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        make, unpack = record_type._make, st.unpack_from
+        return lambda raw: make(unpack(raw))
+    if callable(record_type):
+        return record_type
+    raise TypeError(f"cannot decode records into {record_type!r}")
+
+
+class RingBuffer:
+    """A consumer of one ring buffer map.
+
+    ``RingBuffer(map)`` takes a map object (anything with ``fd``) or an fd.
+    Use :meth:`poll` with a callback, iterate (:meth:`__iter__` blocks, use
+    ``timeout``), or :meth:`read_batch` for a list. ``record_type`` decodes
+    each record (see :func:`make_decoder`); otherwise records are ``bytes``.
+    """
+
+    def __init__(self, map: object, *, record_type: Any = None):
+        fd = _fd_of(map)
+        info = _map_info(fd)
+        if info.type != _RINGBUF:
+            raise InvalidArgument(errno.EINVAL, "RingBuffer",
+                                  f"map {info.name.decode() or fd} has type {info.type}, "
+                                  f"not BPF_MAP_TYPE_RINGBUF ({_RINGBUF})")
+        self.size = info.max_entries
+        self._mask = self.size - 1
+        self._fd = os.dup(fd)  # our own reference: the reader outlives a closed map object
+        self._consumer = mmap.mmap(self._fd, _PAGE, mmap.MAP_SHARED,
+                                   mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+        self._producer = mmap.mmap(self._fd, _PAGE + 2 * self.size, mmap.MAP_SHARED,
+                                   mmap.PROT_READ, offset=_PAGE)
+        self._cons_pos = memoryview(self._consumer).cast("Q")
+        self._prod_pos = memoryview(self._producer).cast("Q")
+        self._data = memoryview(self._producer)
+        self._len_words = self._data.cast("I")  # headers: u32 at byte offset _PAGE + (pos & mask)
+        self._epoll = select.epoll()
+        self._epoll.register(self._fd, select.EPOLLIN)
+        self._decode = make_decoder(record_type)
+        self.discarded = 0
+        self.closed = False
+
+    # -------------------------------------------------------------- consume
+    def _consume(self, limit: int, out: Callable[[Any], Any]) -> int:
+        """Deliver up to ``limit`` committed records to ``out``; returns how many."""
+        cons_pos, prod_pos, words, data = self._cons_pos, self._prod_pos, self._len_words, self._data
+        mask, base, decode = self._mask, _PAGE, self._decode
+        cons = cons_pos[0]
+        n = 0
+        while n < limit:
+            prod = prod_pos[0]
+            progressed = busy = False
+            while cons < prod and n < limit:
+                hdr = base + (cons & mask)
+                length = words[hdr >> 2]
+                if length & BUSY_BIT:
+                    busy = True  # reserved, not committed yet: consumption is in order
+                    break
+                progressed = True
+                size = length & _LEN_MASK
+                start = hdr + HEADER_SIZE
+                cons += (size + HEADER_SIZE + 7) & ~7
+                if length & DISCARD_BIT:
+                    self.discarded += 1
+                    continue
+                raw = data[start:start + size].tobytes()
+                out(decode(raw) if decode else raw)
+                n += 1
+            cons_pos[0] = cons  # give the space back once per pass (batched)
+            if busy or not progressed:
+                break
+        return n
+
+    def available(self) -> int:
+        """Bytes produced but not yet consumed (including headers)."""
+        return self._prod_pos[0] - self._cons_pos[0]
+
+    def read_batch(self, max_records: int = 1 << 30) -> list:
+        """All committed records now in the ring (up to ``max_records``), without waiting."""
+        self._check()
+        out: list = []
+        self._consume(max_records, out.append)
+        return out
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the kernel signals data (or ``timeout`` seconds pass); True if ready."""
+        self._check()
+        if self.available():
+            return True
+        return bool(self._epoll.poll(-1 if timeout is None else timeout))
+
+    def poll(self, callback: Callable[[Any], Any], timeout: float | None = None,
+             max_records: int = 1 << 30) -> int:
+        """Wait up to ``timeout`` seconds for records, pass each to ``callback``; returns the count.
+
+        ``timeout=0`` only drains what is there.
+        """
+        self._check()
+        n = self._consume(max_records, callback)
+        if n or timeout == 0:
+            return n
+        if self._epoll.poll(-1 if timeout is None else timeout):
+            n = self._consume(max_records, callback)
+        return n
+
+    def __iter__(self) -> Iterator[Any]:
+        return self.iter()
+
+    def iter(self, timeout: float | None = None, batch: int = 4096) -> Iterator[Any]:
+        """Yield records as they arrive; stops after ``timeout`` seconds with nothing new."""
+        while not self.closed:
+            records = self.read_batch(batch)
+            if records:
+                yield from records
+                continue
+            if not self._epoll.poll(-1 if timeout is None else timeout) and not self.available():
+                return
+
+    def consume_until(self, count: int, timeout: float, callback: Callable[[Any], Any] | None = None
+                      ) -> list:
+        """Collect records until ``count`` arrived or ``timeout`` seconds passed in total."""
+        out: list = []
+        sink = callback or out.append
+        got = 0
+        deadline = time.monotonic() + timeout
+        while got < count:
+            got += self._consume(count - got, sink)
+            if got >= count:
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._epoll.poll(min(left, 0.1))
+        return out
+
+    # ------------------------------------------------------------ lifecycle
+    def fileno(self) -> int:
+        """The epoll fd: becomes readable when records are available (for select loops)."""
+        return self._epoll.fileno()
+
+    def _check(self) -> None:
+        if self.closed:
+            raise BadFD(errno.EBADF, "RingBuffer", "reader is closed")
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for view in (self._cons_pos, self._prod_pos, self._len_words, self._data):
+            view.release()
+        self._consumer.close()
+        self._producer.close()
+        self._epoll.close()
+        os.close(self._fd)
+
+    def __enter__(self) -> "RingBuffer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,20 @@
+"""tracefs: tracepoint ids and formats, trace_pipe, legacy probe events.
+
+>>> from pybpf.tracefs import event_format
+>>> event_format("syscalls", "sys_enter_openat").field("filename").offset  # doctest: +SKIP
+24
+"""
+
+from .events import (EventFormat, Field, event_format, list_categories, list_events,
+                     parse_format, tracepoint_id)
+from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path
+from .pipe import Instance, TraceLine, TraceParseError, TracePipe, parse_trace_line
+from .probes import ProbeEvent, add_kprobe_event, add_uprobe_event, list_probe_events
+
+__all__ = [
+    "TracefsError", "TRACEFS_PATHS", "find_tracefs", "tracefs_path",
+    "Field", "EventFormat", "parse_format", "event_format", "tracepoint_id", "list_events",
+    "list_categories",
+    "TraceLine", "TraceParseError", "parse_trace_line", "TracePipe", "Instance",
+    "ProbeEvent", "add_kprobe_event", "add_uprobe_event", "list_probe_events",
+]

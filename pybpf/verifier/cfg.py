@@ -1,0 +1,220 @@
+"""Program-wide checks before path exploration: subprograms, jump ranges, reachability.
+
+Mirrors the kernel's check_subprogs() and check_cfg(): every message names the
+*slot* index, as the kernel counts instructions (ld_imm64 takes two). Also
+computes which registers are live before each instruction, so that state
+pruning can ignore dead registers as the kernel does (compute_live_registers()).
+"""
+
+from __future__ import annotations
+
+from pybpf.asm import opcodes as op
+
+from .errors import Reject
+
+__all__ = ["Program", "build", "check_cfg", "live_regs"]
+
+
+class Program:
+    """Instructions by slot index: ``insns[i]`` is None for the second slot of an ld_imm64."""
+
+    __slots__ = ("insns", "subprogs", "live", "prune_points", "logical")
+
+    def __init__(self, insns, logical):
+        self.insns = insns
+        self.logical = logical  # slot index -> logical index
+        self.subprogs: list[int] = [0]
+        self.live: list[int] = []
+        self.prune_points: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.insns)
+
+
+def build(logical_insns) -> Program:
+    insns, logical = [], []
+    for i, ins in enumerate(logical_insns):
+        insns.append(ins)
+        logical.append(i)
+        if ins.opcode == op.LD_IMM64:
+            insns.append(None)
+            logical.append(i)
+    return Program(insns, logical)
+
+
+def _is_pseudo_call(ins) -> bool:
+    return ins.opcode == op.CALL_OP and ins.src == op.PSEUDO_CALL
+
+
+def _is_pseudo_func(ins) -> bool:
+    return ins.opcode == op.LD_IMM64 and ins.src == op.PSEUDO_FUNC
+
+
+def _jump_target(i: int, ins) -> int:
+    if ins.opcode == (op.JMP32 | op.JA):
+        return i + ins.imm + 1
+    return i + ins.off + 1
+
+
+def check_subprogs(prog: Program) -> None:
+    n = len(prog)
+    starts = {0}
+    for i, ins in enumerate(prog.insns):
+        if ins is None:
+            continue
+        if _is_pseudo_call(ins) or _is_pseudo_func(ins):
+            t = i + ins.imm + 1 if _is_pseudo_call(ins) else i + (ins.imm & 0xFFFFFFFF) + 1
+            if _is_pseudo_func(ins):
+                t = i + _s32(ins.imm & 0xFFFFFFFF) + 1
+            else:
+                t = i + ins.imm + 1
+            if t < 0 or t >= n:
+                raise Reject("call to invalid destination" if _is_pseudo_call(ins)
+                             else "function offset out of range", i)
+            starts.add(t)
+    prog.subprogs = sorted(starts)
+    bounds = prog.subprogs + [n]
+    cur = 0
+    for i, ins in enumerate(prog.insns):
+        start, end = bounds[cur], bounds[cur + 1]
+        if ins is not None:
+            cls = ins.opcode & 7
+            if cls in (op.JMP, op.JMP32) and (ins.opcode & 0xF0) not in (op.EXIT, op.CALL):
+                t = _jump_target(i, ins)
+                if t < start or t >= end:
+                    raise Reject(f"jump out of range from insn {i} to {t}", i)
+        if i == end - 1:
+            last = prog.insns[i]
+            if last is None or last.opcode not in (op.EXIT_OP, op.JA_OP, op.JMP32 | op.JA):
+                raise Reject("last insn is not an exit or jmp", i)
+            cur += 1
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
+
+
+def successors(prog: Program, i: int) -> list[int]:
+    ins = prog.insns[i]
+    code = ins.opcode
+    cls = code & 7
+    nxt = i + (2 if code == op.LD_IMM64 else 1)
+    if cls in (op.JMP, op.JMP32):
+        jop = code & 0xF0
+        if jop == op.EXIT:
+            return []
+        if jop == op.CALL:
+            if _is_pseudo_call(ins):
+                return [nxt, i + ins.imm + 1]
+            return [nxt]
+        if jop == op.JA:
+            return [_jump_target(i, ins)]
+        return [nxt, _jump_target(i, ins)]
+    return [nxt]
+
+
+def check_cfg(prog: Program) -> None:
+    """Depth-first walk from insn 0: out-of-range jumps, unreachable insns, ldimm64 middles."""
+    n = len(prog)
+    seen = [False] * n
+    stack = [0]
+    seen[0] = True
+    prune = prog.prune_points
+    while stack:
+        t = stack.pop()
+        ins = prog.insns[t]
+        succ = successors(prog, t)
+        cls = ins.opcode & 7
+        if cls in (op.JMP, op.JMP32) and (ins.opcode & 0xF0) not in (op.EXIT, op.CALL):
+            for w in succ:
+                prune.add(w)
+            if (ins.opcode & 0xF0) != op.JA:
+                prune.add(t)
+        if _is_pseudo_call(ins):
+            prune.add(t)
+            prune.add(succ[0])
+        for w in reversed(succ):
+            if w < 0 or w >= n:
+                raise Reject(f"jump out of range from insn {t} to {w}", t)
+            if not seen[w]:
+                seen[w] = True
+                stack.append(w)
+    i = 0
+    while i < n:
+        ins = prog.insns[i]
+        if ins is None:
+            raise Reject(f"jump into the middle of ldimm64 insn {i - 1}", i - 1)
+        if not seen[i]:
+            raise Reject(f"unreachable insn {i}", i)
+        i += 2 if ins.opcode == op.LD_IMM64 else 1
+
+
+def _uses_defs(ins) -> tuple[int, int]:
+    """Register bitmasks read and written by one instruction (for liveness)."""
+    code = ins.opcode
+    cls = code & 7
+    d, s = 1 << ins.dst, 1 << ins.src
+    if cls in (op.ALU, op.ALU64):
+        aop = code & 0xF0
+        if aop == op.MOV:
+            return (s if code & op.X else 0), d
+        if aop in (op.NEG, op.END):
+            return d, d
+        return d | (s if code & op.X else 0), d
+    if cls == op.LDX:
+        return s, d
+    if cls == op.ST:
+        return d, 0
+    if cls == op.STX:
+        if (code & 0xE0) == op.ATOMIC:
+            imm = ins.imm
+            w = 0
+            if imm & op.FETCH:
+                w = (1 << 0) if imm == op.CMPXCHG else s
+            return d | s | (1 if imm == op.CMPXCHG else 0), w
+        return d | s, 0
+    if cls == op.LD:
+        if code == op.LD_IMM64:
+            return 0, d
+        return (1 << 6) | (s if (code & 0xE0) == op.IND else 0), 0x3F
+    if cls in (op.JMP, op.JMP32):
+        jop = code & 0xF0
+        if jop == op.EXIT:
+            return 1, 0
+        if jop == op.CALL:
+            return 0x3E, 0x3F
+        if jop == op.JA:
+            return 0, 0
+        return d | (s if code & op.X else 0), 0
+    return 0x7FF, 0
+
+
+def live_regs(prog: Program) -> list[int]:
+    """Backward may-live analysis: bit r set in live[i] if ri may be read from insn i on."""
+    n = len(prog)
+    live = [0] * n
+    ud = [(_uses_defs(ins) if ins is not None else (0, 0)) for ins in prog.insns]
+    succs = [successors(prog, i) if ins is not None else [] for i, ins in enumerate(prog.insns)]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            ins = prog.insns[i]
+            if ins is None:
+                continue
+            use, dfn = ud[i]
+            out = 0
+            for w in succs[i]:
+                if 0 <= w < n:
+                    out |= live[w]
+            if _is_pseudo_call(ins):
+                out = live[succs[i][0]] if succs[i][0] < n else 0
+                use = 0x3E
+                dfn = 0x3F
+            new = use | (out & ~dfn)
+            if new != live[i]:
+                live[i] = new
+                changed = True
+    prog.live = live
+    return live

@@ -1,0 +1,362 @@
+"""Checks that run inside each kernel of the matrix; prints one JSON line per check.
+
+Run by tests/kernels/test_kernels_matrix.py through ``vm.run_in_vm`` as a
+plain script (importing pytest costs seconds under TCG)::
+
+    python3 tests/kernels/guest_checks.py [CHECK ...]
+
+Each line is ``PYBPF-CHECK {"name", "status", "detail", "data", "seconds"}``
+with status ``pass``, ``fail`` or ``skip``. A check is one function decorated
+with ``@check``: it returns a dict of facts (pass), raises :class:`Skip` when a
+piece of pybpf it needs does not exist yet, and raises anything else to fail.
+The host side asserts on ``data`` again (see ``HOST_EXPECT`` in the test).
+
+Checks named ``selftest_*`` use only ctypes: they prove the harness (boot,
+root, bpf(2), perf events, the trigger) end to end, independent of pybpf.
+Checks named ``pybpf_*`` use pybpf's own API and skip, naming the missing
+piece, until it exists; once it exists, a wrong result fails the matrix.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import glob
+import gzip
+import importlib
+import json
+import os
+import platform
+import struct
+import sys
+import time
+from typing import Callable
+
+CHECKS: dict[str, Callable[[], dict]] = {}
+CONFIG_OPTIONS = ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS", "CONFIG_BPF_KPROBE_OVERRIDE",
+                  "CONFIG_FPROBE", "CONFIG_DEBUG_INFO_BTF", "CONFIG_BPF_LSM", "CONFIG_BPF_JIT",
+                  "CONFIG_FUNCTION_TRACER", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
+GETPID_CALLS = 1000
+SYS_getpid = 39  # x86-64
+GETPID_SYMBOL = "__x64_sys_getpid"
+
+
+class Skip(Exception):
+    """A piece this check needs is not in pybpf yet."""
+
+
+def check(fn: Callable[[], dict]) -> Callable[[], dict]:
+    CHECKS[fn.__name__.removeprefix("check_")] = fn
+    return fn
+
+
+def need(dotted: str):
+    """Import ``pybpf.x.y`` (module, or module attribute); Skip naming it when absent.
+
+    Only absence skips: a module that exists but fails to import fails the check.
+    """
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        modname = ".".join(parts[:i])
+        try:
+            obj = importlib.import_module(modname)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and modname.startswith(exc.name):
+                continue  # this module (or a parent) does not exist; try the parent
+            raise
+        for j, attr in enumerate(parts[i:], i):
+            if not hasattr(obj, attr):
+                raise Skip(f"{'.'.join(parts[:j + 1])} not available")
+            obj = getattr(obj, attr)
+        return obj
+    raise Skip(f"{dotted} not available")
+
+
+def trigger_getpid(n: int = GETPID_CALLS) -> None:
+    """Exactly ``n`` getpid system calls (os.getpid() is cached by nothing, but be explicit)."""
+    syscall = _libc.syscall
+    for _ in range(n):
+        syscall(SYS_getpid)
+
+
+# ------------------------------------------------------------------ boot facts
+
+def kernel_config() -> dict[str, str]:
+    """CONFIG_* values of the running kernel ('n' for '# ... is not set')."""
+    release = platform.release()
+    for path in ["/proc/config.gz", f"/boot/config-{release}"]:
+        try:
+            raw = (gzip.open(path) if path.endswith(".gz") else open(path, "rb")).read().decode()
+            break
+        except OSError:
+            continue
+    else:
+        return {}
+    config = {}
+    for line in raw.splitlines():
+        if line.startswith("CONFIG_"):
+            k, _, v = line.partition("=")
+            config[k] = v
+        elif line.startswith("# CONFIG_") and line.endswith(" is not set"):
+            config[line[2:-11]] = "n"
+    return config
+
+
+@check
+def check_boot() -> dict:
+    uname = platform.uname()
+    config = kernel_config()
+    if not config:
+        raise AssertionError(f"no kernel config found for {uname.release}")
+    if os.geteuid() != 0:
+        raise AssertionError(f"not root in the guest (euid {os.geteuid()})")
+    return {"release": uname.release, "version": uname.version, "machine": uname.machine,
+            "config": {k: config.get(k, "absent") for k in CONFIG_OPTIONS},
+            "kprobe_pmu": os.path.exists("/sys/bus/event_source/devices/kprobe/type"),
+            "btf_vmlinux": os.path.exists("/sys/kernel/btf/vmlinux"),
+            "tracefs": os.path.exists("/sys/kernel/tracing/events"),
+            "python": sys.version.split()[0]}
+
+
+# ------------------------------------------------------------------ selftest: ctypes only
+
+_libc = ctypes.CDLL(None, use_errno=True)
+NR_bpf, NR_perf_event_open = 321, 298
+BPF_MAP_CREATE, BPF_MAP_LOOKUP_ELEM, BPF_PROG_LOAD = 0, 1, 5
+BPF_MAP_TYPE_ARRAY = 2
+BPF_PROG_TYPE_KPROBE, BPF_PROG_TYPE_TRACEPOINT = 2, 5
+PERF_TYPE_TRACEPOINT = 2
+PERF_EVENT_IOC_ENABLE, PERF_EVENT_IOC_SET_BPF = 0x2400, 0x40042408
+PERF_FLAG_FD_CLOEXEC = 8
+
+
+def _sys_bpf(cmd: int, attr: bytes) -> int:
+    buf = ctypes.create_string_buffer(attr, 144)
+    fd = _libc.syscall(NR_bpf, cmd, buf, 144)
+    if fd < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"bpf(cmd {cmd}): {errno.errorcode.get(e, e)}")
+    return fd
+
+
+def _insn(code: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0) -> bytes:
+    return struct.pack("<BBhi", code, (src << 4) | dst, off, imm)
+
+
+def _raw_counter_prog(map_fd: int) -> bytes:
+    """key=0; v=map_lookup_elem(map, &key); if v: lock *(u64 *)v += 1; return 0."""
+    return b"".join([
+        _insn(0x62, 10, 0, -4, 0),        # *(u32 *)(r10 -4) = 0
+        _insn(0x18, 1, 1, 0, map_fd),     # r1 = map[fd] (ld_imm64, BPF_PSEUDO_MAP_FD)
+        _insn(0),
+        _insn(0xbf, 2, 10),               # r2 = r10
+        _insn(0x07, 2, 0, 0, -4),         # r2 += -4
+        _insn(0x85, imm=1),               # call bpf_map_lookup_elem
+        _insn(0x15, 0, 0, 2, 0),          # if r0 == 0 goto +2
+        _insn(0xb7, 1, imm=1),            # r1 = 1
+        _insn(0xdb, 0, 1, 0, 0),          # lock *(u64 *)(r0 +0) += r1
+        _insn(0xb7, 0, imm=0),            # r0 = 0
+        _insn(0x95)])                     # exit
+
+
+def _raw_count(perf_type: int, config: int, config1: int, prog_type: int) -> int:
+    """Attach a counter to a perf event, make GETPID_CALLS getpid calls, return the count."""
+    fds = []
+    try:
+        map_fd = _sys_bpf(BPF_MAP_CREATE, struct.pack("IIII", BPF_MAP_TYPE_ARRAY, 4, 8, 1))
+        fds.append(map_fd)
+        insns = ctypes.create_string_buffer(_raw_counter_prog(map_fd))
+        lic = ctypes.create_string_buffer(b"GPL")
+        log = ctypes.create_string_buffer(1 << 16)
+        attr = struct.pack("IIQQIIQ", prog_type, (len(insns) - 1) // 8, ctypes.addressof(insns),
+                           ctypes.addressof(lic), 1, len(log), ctypes.addressof(log))
+        try:
+            prog_fd = _sys_bpf(BPF_PROG_LOAD, attr)
+        except OSError as exc:
+            raise AssertionError(f"{exc}; verifier log: {log.value.decode(errors='replace')[-500:]}")
+        fds.append(prog_fd)
+        pattr = bytearray(128)
+        struct.pack_into("IIQ", pattr, 0, perf_type, 128, config)
+        struct.pack_into("QQ", pattr, 56, config1, 0)  # config1 (kprobe_func), config2 (probe_offset)
+        struct.pack_into("Q", pattr, 16, 1)  # sample_period
+        pbuf = ctypes.create_string_buffer(bytes(pattr), 128)
+        pfd = _libc.syscall(NR_perf_event_open, pbuf, -1, 0, -1, PERF_FLAG_FD_CLOEXEC)
+        if pfd < 0:
+            e = ctypes.get_errno()
+            raise AssertionError(f"perf_event_open: {errno.errorcode.get(e, e)}")
+        fds.append(pfd)
+        import fcntl
+        fcntl.ioctl(pfd, PERF_EVENT_IOC_SET_BPF, prog_fd)
+        fcntl.ioctl(pfd, PERF_EVENT_IOC_ENABLE, 0)
+        trigger_getpid()
+        key, value = ctypes.create_string_buffer(4), ctypes.create_string_buffer(8)
+        _sys_bpf(BPF_MAP_LOOKUP_ELEM, struct.pack("IIQQQ", map_fd, 0, ctypes.addressof(key),
+                                                  ctypes.addressof(value), 0))
+        return struct.unpack("<Q", value.raw)[0]
+    finally:
+        for fd in reversed(fds):
+            os.close(fd)
+
+
+def _tracefs() -> str:
+    for root in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        if os.path.exists(root + "/events"):
+            return root
+    raise AssertionError("tracefs is not mounted in the guest")
+
+
+@check
+def check_selftest_tracepoint_getpid() -> dict:
+    tp_id = int(open(_tracefs() + "/events/syscalls/sys_enter_getpid/id").read())
+    count = _raw_count(PERF_TYPE_TRACEPOINT, tp_id, 0, BPF_PROG_TYPE_TRACEPOINT)
+    if count != GETPID_CALLS:
+        raise AssertionError(f"tracepoint syscalls/sys_enter_getpid counted {count}, want {GETPID_CALLS}")
+    return {"count": count, "tracepoint_id": tp_id}
+
+
+@check
+def check_selftest_kprobe_getpid() -> dict:
+    kprobe_type = int(open("/sys/bus/event_source/devices/kprobe/type").read())
+    name = ctypes.create_string_buffer(GETPID_SYMBOL.encode())
+    count = _raw_count(kprobe_type, 0, ctypes.addressof(name), BPF_PROG_TYPE_KPROBE)
+    if count != GETPID_CALLS:
+        raise AssertionError(f"kprobe {GETPID_SYMBOL} counted {count}, want {GETPID_CALLS}")
+    return {"count": count, "pmu_type": kprobe_type}
+
+
+# ------------------------------------------------------------------ pybpf's own API
+#
+# Hooks these checks call (names in one place, so owners can see what is expected):
+#   pybpf.syscall.map_create(map_type, key_size, value_size, max_entries) -> FD
+#   pybpf.syscall.map_update_elem(fd, key, value) / map_lookup_elem(fd, key, value_out)
+#   pybpf.syscall.prog_load(prog_type, insns: bytes, license="GPL") -> FD
+#   pybpf.link.kprobe(symbol, prog) -> Link       (kprobe PMU, tracefs fallback)
+#   pybpf.link.kprobe(symbol, prog, pmu=False)    (forces the tracefs kprobe_events path)
+#   pybpf.link.kretprobe(symbol, prog) -> Link
+#   pybpf.link.ksyscall(name, prog) -> Link       (adds the arch syscall prefix, as libbpf does)
+HOOK_PROG_LOAD = "pybpf.syscall.prog_load"
+
+
+def _pybpf_counter(prog_type: int):
+    """(map FD, program FD) of the counter program, built with pybpf.asm and loaded by pybpf."""
+    asm = need("pybpf.asm")
+    map_create = need("pybpf.syscall.map_create")
+    prog_load = need(HOOK_PROG_LOAD)
+    I = asm.Instruction
+    map_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1)
+    insns = [I(0x62, 10, 0, -4, 0), I(0x18, 1, 1, 0, int(map_fd)), I(0xbf, 2, 10), I(0x07, 2, 0, 0, -4),
+             I(0x85, imm=1), I(0x15, 0, 0, 2, 0), I(0xb7, 1, imm=1), I(0xdb, 0, 1, 0, 0),
+             I(0xb7, 0, imm=0), I(0x95)]
+    try:
+        prog = prog_load(BPF_PROG_TYPE_KPROBE if prog_type is None else prog_type,
+                         asm.encode(insns), license="GPL")
+    except BaseException:
+        map_fd.close()
+        raise
+    return map_fd, prog
+
+
+def _pybpf_count(attach: Callable, prog_type: int = BPF_PROG_TYPE_KPROBE) -> int:
+    lookup = need("pybpf.syscall.map_lookup_elem")
+    map_fd, prog = _pybpf_counter(prog_type)
+    try:
+        link = attach(prog)
+        try:
+            trigger_getpid()
+        finally:
+            link.close()
+        value = ctypes.create_string_buffer(8)
+        lookup(int(map_fd), struct.pack("<I", 0), value)
+        return struct.unpack("<Q", value.raw)[0]
+    finally:
+        prog.close()
+        map_fd.close()
+
+
+def _expect_count(what: str, count: int) -> dict:
+    if count != GETPID_CALLS:
+        raise AssertionError(f"{what} counted {count}, want {GETPID_CALLS}")
+    return {"count": count}
+
+
+@check
+def check_pybpf_syscall_map() -> dict:
+    map_create = need("pybpf.syscall.map_create")
+    update = need("pybpf.syscall.map_update_elem")
+    lookup = need("pybpf.syscall.map_lookup_elem")
+    with map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 4) as fd:
+        update(int(fd), struct.pack("<I", 3), struct.pack("<Q", 0x1122334455667788))
+        out = ctypes.create_string_buffer(8)
+        lookup(int(fd), struct.pack("<I", 3), out)
+        got = struct.unpack("<Q", out.raw)[0]
+    if got != 0x1122334455667788:
+        raise AssertionError(f"array map value {got:#x} after update with 0x1122334455667788")
+    return {"value": got}
+
+
+@check
+def check_pybpf_kprobe_getpid() -> dict:
+    kprobe = need("pybpf.link.kprobe")
+    return _expect_count(f"pybpf.link.kprobe({GETPID_SYMBOL!r})",
+                         _pybpf_count(lambda prog: kprobe(GETPID_SYMBOL, prog)))
+
+
+@check
+def check_pybpf_kretprobe_getpid() -> dict:
+    kretprobe = need("pybpf.link.kretprobe")
+    return _expect_count(f"pybpf.link.kretprobe({GETPID_SYMBOL!r})",
+                         _pybpf_count(lambda prog: kretprobe(GETPID_SYMBOL, prog)))
+
+
+@check
+def check_pybpf_kprobe_tracefs_getpid() -> dict:
+    import inspect
+    kprobe = need("pybpf.link.kprobe")
+    if "pmu" not in inspect.signature(kprobe).parameters:
+        raise Skip("pybpf.link.kprobe(..., pmu=False) not available")
+    before = _kprobe_events()
+    data = _expect_count(f"pybpf.link.kprobe({GETPID_SYMBOL!r}, pmu=False)",
+                         _pybpf_count(lambda prog: kprobe(GETPID_SYMBOL, prog, pmu=False)))
+    left = sorted(set(_kprobe_events()) - set(before))
+    if left:
+        raise AssertionError(f"kprobe_events entries left after close(): {left}")
+    return data
+
+
+def _kprobe_events() -> list[str]:
+    with open(_tracefs() + "/kprobe_events") as f:
+        return f.read().splitlines()
+
+
+@check
+def check_pybpf_ksyscall_getpid() -> dict:
+    ksyscall = need("pybpf.link.ksyscall")
+    return _expect_count("pybpf.link.ksyscall('getpid')",
+                         _pybpf_count(lambda prog: ksyscall("getpid", prog)))
+
+
+# ------------------------------------------------------------------ runner
+
+def run(names: list[str]) -> int:
+    failed = 0
+    for name in names or list(CHECKS):
+        t0 = time.monotonic()
+        try:
+            result = {"status": "pass", "detail": "", "data": CHECKS[name]()}
+        except Skip as exc:
+            result = {"status": "skip", "detail": f"skipped: {exc}", "data": {}}
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported, then the next check runs
+            import traceback
+            failed += 1
+            result = {"status": "fail", "detail": f"{type(exc).__name__}: {exc}",
+                      "data": {"traceback": traceback.format_exc()[-3000:]}}
+        result = {"name": name, **result, "seconds": round(time.monotonic() - t0, 3)}
+        print("PYBPF-CHECK " + json.dumps(result, default=repr), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    unknown = [n for n in sys.argv[1:] if n not in CHECKS]
+    if unknown:
+        sys.exit(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,104 @@
+"""The kernel matrix: guest_checks.py inside each Debian kernel, asserted on here.
+
+One boot per kernel runs every check (a boot costs ~10 s under TCG); each
+check is then one test here, so a report reads ``test_in_guest[6.12-boot]``.
+A check the guest skipped (its pybpf piece does not exist yet) is skipped
+here with the guest's reason; a check that ran and failed fails; a guest that
+did not boot, or a kernel or QEMU that could not be installed, errors every
+test of that kernel (never a skip).
+
+``PYBPF_KERNELS=6.1,6.12`` selects the kernels (default: both).
+``PYBPF_MATRIX_REPORT=path`` appends one JSON line per kernel (checks, timing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import guest_checks
+import vm
+
+pytestmark = pytest.mark.kernels
+
+KERNELS = [k for k in os.environ.get("PYBPF_KERNELS", ",".join(vm.KERNELS)).split(",") if k]
+GUEST_SCRIPT = Path(guest_checks.__file__).resolve()
+GUEST_TIMEOUT = 600  # seconds for all checks of one kernel, after boot
+
+
+def _release_prefix(kernel: str) -> str:
+    return kernel + "." if not kernel.startswith("linux-image-") else ""
+
+
+def _expect_count(data: dict, kernel: str) -> None:
+    assert data["count"] == guest_checks.GETPID_CALLS
+
+
+def _expect_boot(data: dict, kernel: str) -> None:
+    assert data["release"].startswith(_release_prefix(kernel)), data["release"]
+    assert data["config"]["CONFIG_KPROBES"] == "y", data["config"]
+    assert data["kprobe_pmu"] and data["tracefs"], data
+
+
+# Host-side assertions on a passing check's data (the guest already checked; this
+# guards against a guest script that reports "pass" without having measured).
+HOST_EXPECT = {
+    "boot": _expect_boot,
+    "selftest_tracepoint_getpid": _expect_count,
+    "selftest_kprobe_getpid": _expect_count,
+    "pybpf_kprobe_getpid": _expect_count,
+    "pybpf_kretprobe_getpid": _expect_count,
+    "pybpf_kprobe_tracefs_getpid": _expect_count,
+    "pybpf_ksyscall_getpid": _expect_count,
+}
+
+
+@pytest.fixture(scope="module", params=KERNELS)
+def guest(request) -> dict:
+    """Boot the kernel once and run every check; {"kernel", "results", ...}."""
+    kernel = request.param
+    t0 = time.monotonic()
+    rc, out, err = vm.run_in_vm([sys.executable, str(GUEST_SCRIPT)], kernel=kernel,
+                                timeout=GUEST_TIMEOUT, cwd=vm.CHECKOUT)
+    seconds = time.monotonic() - t0
+    results = {}
+    for line in out.splitlines():
+        if line.startswith("PYBPF-CHECK "):
+            r = json.loads(line[len("PYBPF-CHECK "):])
+            results[r["name"]] = r
+    report = os.environ.get("PYBPF_MATRIX_REPORT")
+    if report:
+        with open(report, "a") as f:
+            f.write(json.dumps({"kernel": kernel, "rc": rc, "seconds": round(seconds, 1),
+                                "release": results.get("boot", {}).get("data", {}).get("release"),
+                                "checks": {n: r["status"] for n, r in results.items()}}) + "\n")
+    if rc in (vm.RC_TIMEOUT, vm.RC_NO_STATUS) or "boot" not in results:
+        pytest.fail(f"kernel {kernel}: the guest did not run the checks (rc {rc}, {seconds:.1f}s)\n"
+                    f"stdout:\n{out[-3000:]}\nstderr:\n{err[-5000:]}", pytrace=False)
+    return {"kernel": kernel, "rc": rc, "stderr": err, "results": results, "seconds": seconds}
+
+
+@pytest.mark.parametrize("check", list(guest_checks.CHECKS))
+def test_in_guest(guest, check):
+    r = guest["results"].get(check)
+    if r is None:
+        pytest.fail(f"{guest['kernel']}: check {check} reported nothing (guest exit {guest['rc']}; "
+                    f"did the interpreter crash?)\nstderr:\n{guest['stderr'][-3000:]}", pytrace=False)
+    if r["status"] == "skip":
+        pytest.skip(f"{guest['kernel']}: {r['detail']}")
+    if r["status"] != "pass":
+        pytest.fail(f"{guest['kernel']}: {check}: {r['detail']}\n{r['data'].get('traceback', '')}",
+                    pytrace=False)
+    expect = HOST_EXPECT.get(check)
+    if expect:
+        expect(r["data"], guest["kernel"])
+
+
+def test_guest_exit_status_matches_checks(guest):
+    failed = [n for n, r in guest["results"].items() if r["status"] == "fail"]
+    assert guest["rc"] == (1 if failed else 0), (guest["rc"], failed)

@@ -1,0 +1,194 @@
+"""Small kernel helpers shared by the link, perf and ringbuf tests.
+
+Maps and programs are created through ``pybpf.maps`` / ``pybpf.program``
+when those packages exist; until then through a minimal ctypes fallback
+here, so the attach tests exercise the real kernel either way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from pybpf.asm.builder import Builder
+from pybpf.asm.registers import R
+from pybpf.syscall import FD, Cmd, bpf
+from pybpf.syscall.attr_map import MapCreateAttr, MapElemAttr
+
+r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = R
+
+# enum bpf_prog_type
+SOCKET_FILTER, KPROBE, SCHED_CLS, TRACEPOINT, XDP = 1, 2, 3, 5, 6
+CGROUP_SKB, RAW_TRACEPOINT, TRACING = 8, 17, 26
+# enum bpf_map_type
+ARRAY, PERF_EVENT_ARRAY, RINGBUF = 2, 4, 27
+
+
+class ProgLoadAttr(ctypes.Structure):
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_uint64),
+        ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
+        ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
+        ("expected_attach_type", ctypes.c_uint32), ("prog_btf_fd", ctypes.c_uint32),
+        ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64),
+        ("func_info_cnt", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32),
+        ("line_info", ctypes.c_uint64), ("line_info_cnt", ctypes.c_uint32),
+        ("attach_btf_id", ctypes.c_uint32), ("attach_prog_fd", ctypes.c_uint32),
+    ]
+
+
+class KMap:
+    """A map fd with u32-key/u64-value helpers (enough for counters)."""
+
+    def __init__(self, map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0):
+        attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
+                             max_entries=max_entries, map_flags=flags)
+        self._fd = FD(bpf(Cmd.MAP_CREATE, attr, "test map"))
+        self.value_size = value_size
+        self.max_entries = max_entries
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fd
+
+    def lookup_u64(self, key: int) -> int:
+        k = ctypes.c_uint32(key)
+        v = ctypes.create_string_buffer(self.value_size)
+        bpf(Cmd.MAP_LOOKUP_ELEM, MapElemAttr(map_fd=self.fd, key=ctypes.addressof(k),
+                                              value=ctypes.addressof(v)))
+        return struct.unpack_from("<Q", v.raw)[0]
+
+    def update(self, key: int, value: bytes) -> None:
+        k = ctypes.c_uint32(key)
+        v = ctypes.create_string_buffer(value, self.value_size)
+        bpf(Cmd.MAP_UPDATE_ELEM, MapElemAttr(map_fd=self.fd, key=ctypes.addressof(k),
+                                              value=ctypes.addressof(v)))
+
+    def close(self) -> None:
+        self._fd.close()
+
+
+class KProg:
+    def __init__(self, fd: FD):
+        self._fd = fd
+
+    @property
+    def fd(self) -> int:
+        return self._fd.fd
+
+    def close(self) -> None:
+        self._fd.close()
+
+
+def load(prog_type: int, b: Builder, *, expected_attach_type: int = 0, attach_btf_id: int = 0,
+         name: str = "pybpf_test") -> KProg:
+    code = b.encode()
+    insns = ctypes.create_string_buffer(code, len(code))
+    lic = ctypes.create_string_buffer(b"GPL")
+    log = ctypes.create_string_buffer(1 << 16)
+    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
+                        license=ctypes.addressof(lic), log_level=1, log_size=len(log),
+                        log_buf=ctypes.addressof(log), prog_name=name.encode()[:15],
+                        expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id)
+    try:
+        return KProg(FD(bpf(Cmd.PROG_LOAD, attr, "test program")))
+    except OSError as exc:
+        raise OSError(exc.errno, f"{exc}\n{log.value.decode(errors='replace')}") from None
+
+
+def count_if_tgid(counter: KMap, tgid: int) -> Builder:
+    """A program that adds 1 to counter[0] when the current tgid is ``tgid``; returns 0."""
+    b = Builder()
+    b.call("get_current_pid_tgid")
+    b.rsh(r0, 32)
+    with b.if_(r0, "==", tgid):
+        b.st(r10, -4, 0, 4)
+        b.map_lookup(counter, key_at=-4)
+        with b.if_(r0, "!=", 0):
+            b.mov(r1, 1)
+            b.atomic_add(r0, 0, r1)
+    b.ret(0)
+    return b
+
+
+def count_all(counter: KMap, ret: int) -> Builder:
+    """counter[0] += 1 on every run; returns ``ret``."""
+    b = Builder()
+    b.st(r10, -4, 0, 4)
+    b.map_lookup(counter, key_at=-4)
+    with b.if_(r0, "!=", 0):
+        b.mov(r1, 1)
+        b.atomic_add(r0, 0, r1)
+    b.ret(ret)
+    return b
+
+
+def root() -> bool:
+    return os.geteuid() == 0
+
+
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
+
+
+def seq_producer(counter: KMap, out: KMap, tgid: int, *, kind: str = "ringbuf",
+                 discard_odd: bool = False) -> Builder:
+    """On each event of process ``tgid``: seq = counter[0]++, emit {u64 seq, u32 cpu, u32 tgid}.
+
+    ``kind`` is ``ringbuf`` (bpf_ringbuf_output, or reserve/submit/discard with
+    ``discard_odd``) or ``perf`` (bpf_perf_event_output on the current CPU).
+    """
+    b = Builder()
+    b.mov(r6, r1)  # ctx, for perf_event_output
+    b.call("get_current_pid_tgid")
+    b.rsh(r0, 32)
+    b.jne(r0, tgid, "out")
+    b.mov(r7, r0)
+    b.st(r10, -4, 0, 4)
+    b.map_lookup(counter, key_at=-4)
+    b.jeq(r0, 0, "out")
+    b.mov(r8, 1)
+    b.atomic_add(r0, 0, r8, fetch=True)  # r8 = old counter value: the sequence number
+    b.call("get_smp_processor_id")
+    b.mov(r9, r0)
+    if kind == "perf":
+        b.stx(r10, -16, r8, 8)
+        b.stx(r10, -8, r9, 4)
+        b.stx(r10, -4, r7, 4)
+        b.mov(r1, r6)
+        b.ld_map_fd(r2, out)
+        b.ld_imm64(r3, BPF_F_CURRENT_CPU)
+        b.stack_ptr(r4, -16)
+        b.mov(r5, 16)
+        b.call("perf_event_output")
+    elif not discard_odd:
+        b.stx(r10, -16, r8, 8)
+        b.stx(r10, -8, r9, 4)
+        b.stx(r10, -4, r7, 4)
+        b.ld_map_fd(r1, out)
+        b.stack_ptr(r2, -16)
+        b.mov(r3, 16)
+        b.mov(r4, 0)
+        b.call("ringbuf_output")
+    else:
+        b.ld_map_fd(r1, out)
+        b.mov(r2, 16)
+        b.mov(r3, 0)
+        b.call("ringbuf_reserve")
+        b.jeq(r0, 0, "out")
+        b.stx(r0, 0, r8, 8)
+        b.stx(r0, 8, r9, 4)
+        b.stx(r0, 12, r7, 4)
+        b.mov(r1, r0)
+        b.mov(r2, 0)
+        b.and_(r8, 1)
+        b.jeq(r8, 0, "submit")
+        b.call("ringbuf_discard")
+        b.ja("out")
+        b.label("submit")
+        b.call("ringbuf_submit")
+    b.label("out")
+    b.ret(0)
+    return b

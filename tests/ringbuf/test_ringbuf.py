@@ -1,0 +1,114 @@
+import ctypes
+import os
+import struct
+import sys
+import threading
+from collections import namedtuple
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "link"))
+from bpfkit import ARRAY, RINGBUF, TRACEPOINT, KMap, load, seq_producer  # noqa: E402
+
+from pybpf.link.tracepoint import attach_tracepoint  # noqa: E402
+from pybpf.ringbuf import RingBuffer  # noqa: E402
+
+pytestmark = pytest.mark.kernel
+
+Event = namedtuple("Event", "seq cpu tgid")
+Event._struct = struct.Struct("<QII")
+
+
+class CEvent(ctypes.Structure):
+    _fields_ = [("seq", ctypes.c_uint64), ("cpu", ctypes.c_uint32), ("tgid", ctypes.c_uint32)]
+
+
+@pytest.fixture
+def setup():
+    counter = KMap(ARRAY, 4, 8, 1)
+    rb = KMap(RINGBUF, 0, 0, 1 << 16)
+    yield counter, rb
+    counter.close()
+    rb.close()
+
+
+def produce(counter, rb, n, **kw):
+    prog = load(TRACEPOINT, seq_producer(counter, rb, os.getpid(), **kw))
+    with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
+        for _ in range(n):
+            os.getpid()
+    prog.close()
+
+
+@pytest.mark.parametrize("n", [1, 500, 3000])  # 3000 * 24 bytes wraps the 64 KiB ring
+def test_ringbuf_delivers_exactly_n_in_order(setup, n):
+    counter, rb = setup
+    with RingBuffer(rb, record_type=Event) as reader:
+        got = []
+        prog = load(TRACEPOINT, seq_producer(counter, rb, os.getpid()))
+        with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
+            for i in range(n):
+                os.getpid()
+                if i % 1000 == 999:  # keep the ring from filling up
+                    got.extend(reader.read_batch())
+        prog.close()
+        got.extend(reader.consume_until(n - len(got), timeout=2))
+        assert [e.seq for e in got] == list(range(n))
+        assert {e.tgid for e in got} == {os.getpid()}
+        assert reader.read_batch() == []
+        assert reader.available() == 0
+
+
+def test_ringbuf_skips_discarded_records_and_decodes_ctypes(setup):
+    counter, rb = setup
+    produce(counter, rb, 20, discard_odd=True)
+    with RingBuffer(rb, record_type=CEvent) as reader:
+        got = reader.read_batch()
+        assert [e.seq for e in got] == list(range(0, 20, 2))
+        assert isinstance(got[0], CEvent)
+        assert reader.discarded == 10
+
+
+def test_ringbuf_callback_poll_and_timeout(setup):
+    counter, rb = setup
+    with RingBuffer(rb) as reader:
+        seen = []
+        assert reader.poll(seen.append, timeout=0.05) == 0  # nothing: returns after the timeout
+
+        def later():
+            produce(counter, rb, 3)
+
+        t = threading.Timer(0.05, later)
+        t.start()
+        total = 0
+        for _ in range(20):
+            total += reader.poll(seen.append, timeout=1)
+            if total == 3:
+                break
+        t.join()
+        assert total == 3
+        assert [struct.unpack_from("<Q", r)[0] for r in seen] == [0, 1, 2]
+        assert all(isinstance(r, bytes) and len(r) == 16 for r in seen)
+
+
+def test_ringbuf_iterator_stops_on_timeout(setup):
+    counter, rb = setup
+    produce(counter, rb, 5)
+    with RingBuffer(rb, record_type=(Event, "<QII")) as reader:
+        got = list(reader.iter(timeout=0.05))
+        assert [e.seq for e in got] == [0, 1, 2, 3, 4]
+
+
+def test_ringbuf_rejects_other_maps(setup):
+    counter, _ = setup
+    with pytest.raises(Exception, match="BPF_MAP_TYPE_RINGBUF"):
+        RingBuffer(counter)
+
+
+def test_ringbuf_closed_reader_raises(setup):
+    _, rb = setup
+    reader = RingBuffer(rb)
+    reader.close()
+    reader.close()
+    with pytest.raises(OSError, match="closed"):
+        reader.read_batch()
