@@ -26,7 +26,7 @@ class VerifierError(BPFError):
 
     def __init__(self, error: str, *, log: str = "", insn: int | None = None,
                  source_line: str | None = None, origin: str = "kernel",
-                 err: int = errno.EACCES, command: str = "BPF_PROG_LOAD"):
+                 err: int = errno.EACCES, command: str = "BPF_PROG_LOAD", hint: str = ""):
         self.error = error
         self.log = log
         self.insn = insn
@@ -39,7 +39,7 @@ class VerifierError(BPFError):
             where.append(f"emitted at {source_line}")
         summary = error + (f" ({', '.join(where)})" if where else "")
         who = "verifier" if origin == "kernel" else "verifier simulator"
-        super().__init__(err, command, f"{who} rejected the program: {summary}")
+        super().__init__(err, command, f"{who} rejected the program: {summary}", hint)
 
 
 __all__ = [

@@ -29,6 +29,7 @@ from pybpf.asm.instruction import Instruction, encode
 from pybpf.maps.types import MapFlags, MapType
 from pybpf.program.privileges import lockdown_mode
 from pybpf.program.types import AttachType, ProgType
+from pybpf.program.types import prog_type as _as_prog_type
 from pybpf.syscall import prog_cmds
 from pybpf.syscall.errors import BPFError
 from pybpf.syscall.map_cmds import map_create
@@ -102,6 +103,7 @@ PROBE_SETUP: dict[ProgType, dict] = {
     ProgType.NETFILTER: {"expected_attach_type": AttachType.NETFILTER},
     ProgType.TRACING: {"expected_attach_type": AttachType.TRACE_FENTRY},
     ProgType.LSM: {"expected_attach_type": AttachType.LSM_MAC},
+    ProgType.SYSCALL: {"prog_flags": 1 << 4},  # BPF_F_SLEEPABLE: syscall programs must be
 }
 
 
@@ -118,6 +120,7 @@ def _load(insns: list[Instruction], ptype: ProgType) -> _Attempt:
         res = prog_cmds.prog_load(encode(insns), int(ptype), log_level=1, log_size=4096,
                                   kern_version=_kernel_version_code(),
                                   expected_attach_type=int(setup.get("expected_attach_type", 0)),
+                                  prog_flags=setup.get("prog_flags", 0),
                                   context="feature probe")
     except BPFError as exc:
         return _Attempt(False, exc.errno, getattr(exc, "log", "") or "")
@@ -140,9 +143,9 @@ def _last_line(log: str) -> str:
     return reason_line(log) or ""
 
 
-def prog_type(ptype: ProgType | int) -> Probe:
+def prog_type(ptype: ProgType | int | str) -> Probe:
     """Can this kernel load programs of ``ptype``?"""
-    ptype = ProgType(ptype)
+    ptype = _as_prog_type(ptype)
     return _cached(("prog", int(ptype)), lambda: _probe_prog_type(ptype))
 
 
@@ -152,7 +155,7 @@ def _probe_prog_type(ptype: ProgType) -> Probe:
     if a.ok:
         return Probe(name, Status.SUPPORTED)
     if a.log.strip():  # the verifier ran: the type exists, it wants more than a bare program
-        return Probe(name, Status.SUPPORTED, f"loads only with an attach target: {_last_line(a.log)}")
+        return Probe(name, Status.SUPPORTED, f"loads only with an attach target: {_last_line(a.log) or _errname(a.errno)}")
     if a.errno in (E.EPERM, E.EACCES):
         return Probe(name, Status.INCONCLUSIVE, _permission(a.errno))
     if a.errno in (E.EINVAL, E.EOPNOTSUPP, 524):
@@ -186,9 +189,9 @@ _MAP_SETUP: dict[MapType, tuple[int, int, int, int]] = {  # key, value, max_entr
 }
 
 
-def map_type(mtype: MapType | int) -> Probe:
+def map_type(mtype: MapType | int | str) -> Probe:
     """Can this kernel create maps of ``mtype``?"""
-    mtype = MapType(mtype)
+    mtype = MapType[mtype.upper()] if isinstance(mtype, str) else MapType(mtype)
     return _cached(("map", int(mtype)), lambda: _probe_map_type(mtype))
 
 
@@ -230,9 +233,9 @@ _LOCKDOWN_HELPERS = {"probe_read", "probe_read_str", "probe_read_kernel", "probe
                      "probe_write_user"}
 
 
-def helper(ptype: ProgType | int, helper_id: int | str) -> Probe:
+def helper(ptype: ProgType | int | str, helper_id: int | str) -> Probe:
     """May programs of ``ptype`` call helper ``helper_id`` (a number or a name without bpf_)?"""
-    ptype = ProgType(ptype)
+    ptype = _as_prog_type(ptype)
     hid = HELPER_IDS[helper_id.removeprefix("bpf_")] if isinstance(helper_id, str) else int(helper_id)
     return _cached(("helper", int(ptype), hid), lambda: _probe_helper(ptype, hid))
 

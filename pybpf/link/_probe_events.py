@@ -125,10 +125,10 @@ def create(kind: str, retprobe: bool, target: str, label: str, *, flavour: str =
         raise
 
 
-def remove(kind: str, name: str) -> None:
+def remove(kind: str, name: str, group: str = GROUP) -> None:
     """Remove a probe event; a missing one is not an error."""
     try:
-        _write(events_file(kind), f"-:{GROUP}/{name}\n")
+        _write(events_file(kind), f"-:{group}/{name}\n")
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -167,13 +167,13 @@ def sweep_stale() -> list[str]:
         for full in list_events(kind):
             group, _, name = full.partition("/")
             m = _NAME_RE.match(name)
-            if group != GROUP or not m:
+            if group not in (GROUP, "kprobes", "uprobes") or not m:
                 continue
             pid = int(m.group(1))
             if pid == os.getpid() or os.path.exists(f"/proc/{pid}"):
                 continue
             try:
-                remove(kind, name)
+                remove(kind, name, group)
                 removed.append(full)
             except OSError:
                 pass

@@ -116,3 +116,19 @@ def tool_pid_filter(pid: int | None) -> int:
 
 def own_pid() -> int:
     return os.getpid()
+
+
+def add_attach_option(p: argparse.ArgumentParser) -> None:
+    """``--attach auto|kprobe|tracepoint``: auto picks kprobes where the kernel has them."""
+    p.add_argument("--attach", choices=("auto", "kprobe", "tracepoint"), default="auto",
+                   help="attach point: kprobe where the kernel has kprobes (auto), else the "
+                        "matching tracepoint")
+
+
+def run_until_stopped(stop: "Stop", poll: Callable[[float], object]) -> None:
+    """Poll until ``stop`` is set (SIGINT/SIGTERM or the duration's end), then restore handlers."""
+    try:
+        while not stop:
+            poll(stop.remaining())
+    finally:
+        stop.restore()

@@ -185,7 +185,7 @@ class Translator:
             if code & op.X:  # to_be: a swap on this (little-endian) machine model
                 return [f"{d} = bswap({d}, {n})"]
             return [] if n == 8 else [f"{d} = {d} & {_MASK[n]}"]
-        raise CodegenError(f"invalid BPF_ALU opcode {alu_op:#x}", index=k)
+        raise CodegenError(f"invalid BPF_ALU opcode {alu_op:x}", index=k)
 
     def cond(self, insn: Instruction, k: int) -> str:
         code = insn.opcode

@@ -273,12 +273,12 @@ def _setup_xdp(mem: Memory, ctx, data: bytes) -> Setup:
 
 
 def _eth_type_trans(frame: bytes) -> tuple[int, int]:
-    """(protocol as the __be16 the ctx shows, pkt_type) on a device with address 00:00:00:00:00:00."""
+    """(protocol as the __be16 the ctx shows, pkt_type) on loopback (address and broadcast all zero)."""
     dest = frame[:6]
     if dest == bytes(6):
         pkt_type = 0  # PACKET_HOST
-    elif dest[0] & 1:
-        pkt_type = 1 if dest == b"\xff" * 6 else 2  # PACKET_BROADCAST / PACKET_MULTICAST
+    elif dest[0] & 1:  # loopback's broadcast address is all zeros: ff:ff:.. is multicast
+        pkt_type = 2  # PACKET_MULTICAST
     else:
         pkt_type = 3  # PACKET_OTHERHOST
     proto = int.from_bytes(frame[12:14], "big")
@@ -302,7 +302,7 @@ def _setup_skb(mem: Memory, prog_type: int, ctx, data: bytes) -> Setup:
     put("pkt_type", pkt_type)
     put("ifindex", LOOPBACK_IFINDEX)
     if int.from_bytes(fields[160:164], "little") == 0:
-        put("wire_len", len(data))
+        put("wire_len", len(data) - start)
     if protocol == 0x0008 and len(data) >= ETH_HLEN + 20:  # ETH_P_IP: the fake socket's addresses
         put("family", 2)
         put("local_ip4", int.from_bytes(data[26:30], "little"))

@@ -104,7 +104,7 @@ class VM:
         self._maps_by_spec: dict[int, tuple[object, VMMap]] = {}
         self._map_addr: dict[int, VMMap] = {}
         self._addr_of_map: dict[int, int] = {}
-        self._cache: dict[tuple, tuple[object, object, Compiled]] = {}
+        self._cache: dict[tuple, tuple] = {}
         self._frames: list = []
         self._stacks: list[int] = []
         self._tail_calls = 0
@@ -205,8 +205,9 @@ class VM:
         if isinstance(program, Compiled):
             return program
         key = (id(program), id(maps), prog_type)
+        snapshot = _snapshot(program)
         hit = self._cache.get(key)
-        if hit is not None and hit[0] is program and hit[1] is maps:
+        if hit is not None and hit[0] is program and hit[1] is maps and hit[3] == snapshot:
             return hit[2]
         insns, ptype = _instructions(program)
         ptype = context.prog_type_of(prog_type if prog_type is not None else ptype)
@@ -236,7 +237,7 @@ class VM:
                           index=len(insns) - 1)
         blocks[len(insns)] = fell_off
         comp = Compiled(insns, blocks, lens, ptype)
-        self._cache[key] = (program, maps, comp)
+        self._cache[key] = (program, maps, comp, snapshot)
         return comp
 
     # -- running ------------------------------------------------------------------------
@@ -290,6 +291,7 @@ class VM:
             except _Exit as ex:
                 if ex.args:  # LD_ABS/LD_IND beyond the packet: the kernel returns 0
                     r[0] = 0
+                    n += ex.args[0] - pc + 1 - lens[pc]  # count only up to that insn
                 return r[0], n
             except _TailCall as tc:
                 comp = tc.target
@@ -359,7 +361,7 @@ class VM:
                           index=k)
         data = pkt.payload()
         if offset + size > len(data):
-            raise _Exit("ld_abs out of bounds")
+            raise _Exit(k)
         return int.from_bytes(data[offset:offset + size], "big")
 
     def _unsupported(self, k: int, what: str):
@@ -390,6 +392,19 @@ class VM:
     def packet_bytes(self) -> bytes:
         pkt = self._setup.packet if self._setup else None
         return pkt.payload() if pkt is not None else b""
+
+
+def _snapshot(program) -> object:
+    """What must not change for a cached translation to stay valid (Builders are mutable)."""
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        return bytes(program)
+    if callable(getattr(program, "instructions", None)) and getattr(program, "is_bytecode", False):
+        return bytes(program.insns)
+    insns = getattr(program, "insns", program)
+    insns = getattr(insns, "insns", insns)  # a ProgramSpec holding a Builder
+    labels = getattr(program, "labels", None) or getattr(getattr(program, "insns", None), "labels", None)
+    return ([(i.opcode, i.dst, i.src, i.off, i.imm, i.target, id(i.map)) for i in insns],
+            dict(labels) if labels else None)
 
 
 def _instructions(program) -> tuple[list[Instruction], object]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import glob
 import gzip
 import importlib
 import json
@@ -226,30 +225,32 @@ def check_selftest_kprobe_getpid() -> dict:
 
 # ------------------------------------------------------------------ pybpf's own API
 #
-# Hooks these checks call (names in one place, so owners can see what is expected):
+# Hooks these checks call (names in one place, so owners see what is relied on):
+#   pybpf.asm.Instruction, pybpf.asm.encode
 #   pybpf.syscall.map_create(map_type, key_size, value_size, max_entries) -> FD
 #   pybpf.syscall.map_update_elem(fd, key, value) / map_lookup_elem(fd, key, value_out)
-#   pybpf.syscall.prog_load(prog_type, insns: bytes, license="GPL") -> FD
-#   pybpf.link.kprobe(symbol, prog) -> Link       (kprobe PMU, tracefs fallback)
-#   pybpf.link.kprobe(symbol, prog, pmu=False)    (forces the tracefs kprobe_events path)
-#   pybpf.link.kretprobe(symbol, prog) -> Link
-#   pybpf.link.ksyscall(name, prog) -> Link       (adds the arch syscall prefix, as libbpf does)
-HOOK_PROG_LOAD = "pybpf.syscall.prog_load"
+#   pybpf.syscall.prog_load(insns: bytes, prog_type, license="GPL") -> LoadResult(.fd)
+#   pybpf.link.kprobe.attach_kprobe(prog, symbol) -> Link    (PMU, else tracefs)
+#   pybpf.link.kprobe.attach_kretprobe(prog, symbol, maxactive=N) -> Link  (N > 0: tracefs)
+#   pybpf.link.kprobe.attach_kprobe(prog, symbol, pmu=False)  (wanted: force tracefs for kprobes)
+#   pybpf.link.kprobe.resolve_symbol("sys_getpid") -> "__x64_sys_getpid"
+ATTACH_KPROBE = "pybpf.link.kprobe.attach_kprobe"
+ATTACH_KRETPROBE = "pybpf.link.kprobe.attach_kretprobe"
 
 
 def _pybpf_counter(prog_type: int):
     """(map FD, program FD) of the counter program, built with pybpf.asm and loaded by pybpf."""
     asm = need("pybpf.asm")
     map_create = need("pybpf.syscall.map_create")
-    prog_load = need(HOOK_PROG_LOAD)
+    prog_load = need("pybpf.syscall.prog_load")
+    FD = need("pybpf.syscall.FD")
     I = asm.Instruction
     map_fd = map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1)
     insns = [I(0x62, 10, 0, -4, 0), I(0x18, 1, 1, 0, int(map_fd)), I(0xbf, 2, 10), I(0x07, 2, 0, 0, -4),
              I(0x85, imm=1), I(0x15, 0, 0, 2, 0), I(0xb7, 1, imm=1), I(0xdb, 0, 1, 0, 0),
              I(0xb7, 0, imm=0), I(0x95)]
     try:
-        prog = prog_load(BPF_PROG_TYPE_KPROBE if prog_type is None else prog_type,
-                         asm.encode(insns), license="GPL")
+        prog = FD(prog_load(asm.encode(insns), prog_type, license="GPL").fd)
     except BaseException:
         map_fd.close()
         raise
@@ -257,10 +258,11 @@ def _pybpf_counter(prog_type: int):
 
 
 def _pybpf_count(attach: Callable, prog_type: int = BPF_PROG_TYPE_KPROBE) -> int:
+    """Attach the counter with ``attach(prog_fd) -> Link``, make the calls, return the count."""
     lookup = need("pybpf.syscall.map_lookup_elem")
     map_fd, prog = _pybpf_counter(prog_type)
     try:
-        link = attach(prog)
+        link = attach(int(prog))
         try:
             trigger_getpid()
         finally:
@@ -277,6 +279,11 @@ def _expect_count(what: str, count: int) -> dict:
     if count != GETPID_CALLS:
         raise AssertionError(f"{what} counted {count}, want {GETPID_CALLS}")
     return {"count": count}
+
+
+def _kprobe_events() -> list[str]:
+    with open(_tracefs() + "/kprobe_events") as f:
+        return f.read().splitlines()
 
 
 @check
@@ -296,43 +303,66 @@ def check_pybpf_syscall_map() -> dict:
 
 @check
 def check_pybpf_kprobe_getpid() -> dict:
-    kprobe = need("pybpf.link.kprobe")
-    return _expect_count(f"pybpf.link.kprobe({GETPID_SYMBOL!r})",
-                         _pybpf_count(lambda prog: kprobe(GETPID_SYMBOL, prog)))
+    attach_kprobe = need(ATTACH_KPROBE)
+    return _expect_count(f"attach_kprobe({GETPID_SYMBOL!r})",
+                         _pybpf_count(lambda prog: attach_kprobe(prog, GETPID_SYMBOL)))
 
 
 @check
 def check_pybpf_kretprobe_getpid() -> dict:
-    kretprobe = need("pybpf.link.kretprobe")
-    return _expect_count(f"pybpf.link.kretprobe({GETPID_SYMBOL!r})",
-                         _pybpf_count(lambda prog: kretprobe(GETPID_SYMBOL, prog)))
+    attach_kretprobe = need(ATTACH_KRETPROBE)
+    return _expect_count(f"attach_kretprobe({GETPID_SYMBOL!r})",
+                         _pybpf_count(lambda prog: attach_kretprobe(prog, GETPID_SYMBOL)))
+
+
+@check
+def check_pybpf_syscall_prefix_getpid() -> dict:
+    """``sys_getpid`` must reach the arch wrapper (__x64_sys_getpid) and count every call."""
+    attach_kprobe = need(ATTACH_KPROBE)
+    resolve = need("pybpf.link.kprobe.resolve_symbol")
+    resolved = resolve("sys_getpid")
+    if resolved != GETPID_SYMBOL:
+        raise AssertionError(f"resolve_symbol('sys_getpid') = {resolved!r}, want {GETPID_SYMBOL!r}")
+    data = _expect_count("attach_kprobe('sys_getpid')",
+                         _pybpf_count(lambda prog: attach_kprobe(prog, "sys_getpid")))
+    return {**data, "resolved": resolved}
+
+
+def _tracefs_attach(attach: Callable, what: str) -> dict:
+    """Count through the tracefs kprobe_events path; the entry must exist while attached, then go."""
+    before = set(_kprobe_events())
+    seen: list[str] = []
+
+    def attach_and_look(prog):
+        link = attach(prog)
+        seen.extend(sorted(set(_kprobe_events()) - before))
+        return link
+
+    data = _expect_count(what, _pybpf_count(attach_and_look))
+    if not seen:
+        raise AssertionError(f"{what}: no kprobe_events entry while attached (not the tracefs path)")
+    left = sorted(set(_kprobe_events()) - before)
+    if left:
+        raise AssertionError(f"{what}: kprobe_events entries left after close(): {left}")
+    return {**data, "event": seen[0]}
+
+
+@check
+def check_pybpf_kretprobe_tracefs_getpid() -> dict:
+    """maxactive is only settable through kprobe_events, so it takes the legacy path."""
+    attach_kretprobe = need(ATTACH_KRETPROBE)
+    return _tracefs_attach(lambda prog: attach_kretprobe(prog, GETPID_SYMBOL, maxactive=8),
+                           f"attach_kretprobe({GETPID_SYMBOL!r}, maxactive=8)")
 
 
 @check
 def check_pybpf_kprobe_tracefs_getpid() -> dict:
     import inspect
-    kprobe = need("pybpf.link.kprobe")
-    if "pmu" not in inspect.signature(kprobe).parameters:
-        raise Skip("pybpf.link.kprobe(..., pmu=False) not available")
-    before = _kprobe_events()
-    data = _expect_count(f"pybpf.link.kprobe({GETPID_SYMBOL!r}, pmu=False)",
-                         _pybpf_count(lambda prog: kprobe(GETPID_SYMBOL, prog, pmu=False)))
-    left = sorted(set(_kprobe_events()) - set(before))
-    if left:
-        raise AssertionError(f"kprobe_events entries left after close(): {left}")
-    return data
-
-
-def _kprobe_events() -> list[str]:
-    with open(_tracefs() + "/kprobe_events") as f:
-        return f.read().splitlines()
-
-
-@check
-def check_pybpf_ksyscall_getpid() -> dict:
-    ksyscall = need("pybpf.link.ksyscall")
-    return _expect_count("pybpf.link.ksyscall('getpid')",
-                         _pybpf_count(lambda prog: ksyscall("getpid", prog)))
+    attach_kprobe = need(ATTACH_KPROBE)
+    if "pmu" not in inspect.signature(attach_kprobe).parameters:
+        raise Skip(f"{ATTACH_KPROBE}(..., pmu=False) not available (no way to force tracefs)")
+    return _tracefs_attach(lambda prog: attach_kprobe(prog, GETPID_SYMBOL, pmu=False),
+                           f"attach_kprobe({GETPID_SYMBOL!r}, pmu=False)")
 
 
 # ------------------------------------------------------------------ runner

@@ -53,8 +53,9 @@ HOST_EXPECT = {
     "selftest_kprobe_getpid": _expect_count,
     "pybpf_kprobe_getpid": _expect_count,
     "pybpf_kretprobe_getpid": _expect_count,
+    "pybpf_syscall_prefix_getpid": _expect_count,
+    "pybpf_kretprobe_tracefs_getpid": _expect_count,
     "pybpf_kprobe_tracefs_getpid": _expect_count,
-    "pybpf_ksyscall_getpid": _expect_count,
 }
 
 

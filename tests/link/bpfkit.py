@@ -192,3 +192,85 @@ def seq_producer(counter: KMap, out: KMap, tgid: int, *, kind: str = "ringbuf",
     b.label("out")
     b.ret(0)
     return b
+
+
+# ---------------------------------------------------------------- networking
+import contextlib
+import socket
+import subprocess
+
+_libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def netns(name: str):
+    """Run the block in network namespace ``name`` (this thread only), then come back."""
+    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    there = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _libc.setns(there, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {name}")
+        yield
+    finally:
+        _libc.setns(here, CLONE_NEWNET)
+        os.close(here)
+        os.close(there)
+
+
+class VethPair:
+    """Two fresh namespaces ``a`` and ``b`` joined by veth ``va`` (10.199.x.1) -- ``vb`` (10.199.x.2)."""
+
+    def __init__(self, tag: str = ""):
+        base = f"pybpf{os.getpid()}{tag}"
+        self.a, self.b = base + "a", base + "b"
+        self.ip_a, self.ip_b = "10.199.7.1", "10.199.7.2"
+        sh = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
+        sh("ip", "netns", "add", self.a)
+        sh("ip", "netns", "add", self.b)
+        try:
+            sh("ip", "-n", self.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", self.b)
+            sh("ip", "-n", self.a, "addr", "add", self.ip_a + "/24", "dev", "va")
+            sh("ip", "-n", self.b, "addr", "add", self.ip_b + "/24", "dev", "vb")
+            for ns, dev in ((self.a, "va"), (self.b, "vb")):
+                sh("ip", "-n", ns, "link", "set", dev, "up")
+                sh("ip", "-n", ns, "link", "set", "lo", "up")
+        except BaseException:
+            self.close()
+            raise
+
+    def socket_in(self, ns: str) -> socket.socket:
+        with netns(ns):
+            return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def close(self) -> None:
+        for ns in (self.a, self.b):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def udp_counter_prog(counter: KMap, *, data_off: int, end_off: int, l3: int, hit: int, miss: int) -> Builder:
+    """Count IPv4/UDP packets (direct packet access) and return ``hit`` for them, ``miss`` otherwise.
+
+    ``l3`` is where the IP header starts (14 behind an Ethernet header, 0 for cgroup skb).
+    """
+    b = Builder()
+    b.ldx(r2, r1, data_off, 4)
+    b.ldx(r3, r1, end_off, 4)
+    b.mov(r4, r2)
+    b.add(r4, l3 + 20)
+    b.jgt(r4, r3, "miss")
+    if l3:
+        b.ldx(r5, r2, 12, 2)
+        b.jne(r5, 0x0008, "miss")  # ETH_P_IP, big-endian 0x0800 read little-endian
+    b.ldx(r5, r2, l3 + 9, 1)
+    b.jne(r5, 17, "miss")  # IPPROTO_UDP
+    b.st(r10, -4, 0, 4)
+    b.map_lookup(counter, key_at=-4)
+    b.jeq(r0, 0, "hit")
+    b.mov(r1, 1)
+    b.atomic_add(r0, 0, r1)
+    b.label("hit")
+    b.ret(hit)
+    b.label("miss")
+    b.ret(miss)
+    return b

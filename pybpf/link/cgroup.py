@@ -1,0 +1,95 @@
+"""cgroup programs (skb, sock, sock_addr, sockopt, sysctl, device) on a cgroup v2 directory.
+
+``BPF_LINK_CREATE`` (5.7+) gives a bpf_link that goes away with its fd and
+always allows several programs per hook. ``BPF_PROG_ATTACH`` with
+``BPF_F_ALLOW_MULTI`` is the older way; that attachment outlives the
+process, so it is registered for cleanup and undone with ``BPF_PROG_DETACH``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pybpf.syscall import FD, InvalidArgument, NotSupported
+
+from . import _sys
+from ._sys import BPF_F_ALLOW_MULTI, AttachType
+from .base import FDLink, Link
+
+__all__ = ["CgroupLink", "CgroupAttachment", "attach_cgroup", "CGROUP_ATTACH_TYPES"]
+
+CGROUP_ATTACH_TYPES = {
+    "ingress": AttachType.CGROUP_INET_INGRESS,
+    "egress": AttachType.CGROUP_INET_EGRESS,
+    "sock_create": AttachType.CGROUP_INET_SOCK_CREATE,
+    "sock_release": AttachType.CGROUP_INET_SOCK_RELEASE,
+    "sock_ops": AttachType.CGROUP_SOCK_OPS,
+    "device": AttachType.CGROUP_DEVICE,
+    "bind4": AttachType.CGROUP_INET4_BIND,
+    "bind6": AttachType.CGROUP_INET6_BIND,
+    "connect4": AttachType.CGROUP_INET4_CONNECT,
+    "connect6": AttachType.CGROUP_INET6_CONNECT,
+    "post_bind4": AttachType.CGROUP_INET4_POST_BIND,
+    "post_bind6": AttachType.CGROUP_INET6_POST_BIND,
+    "sendmsg4": AttachType.CGROUP_UDP4_SENDMSG,
+    "sendmsg6": AttachType.CGROUP_UDP6_SENDMSG,
+    "recvmsg4": AttachType.CGROUP_UDP4_RECVMSG,
+    "recvmsg6": AttachType.CGROUP_UDP6_RECVMSG,
+    "sysctl": AttachType.CGROUP_SYSCTL,
+    "getsockopt": AttachType.CGROUP_GETSOCKOPT,
+    "setsockopt": AttachType.CGROUP_SETSOCKOPT,
+}
+
+
+class CgroupLink(FDLink):
+    kind = "cgroup"
+
+
+class CgroupAttachment(Link):
+    """A BPF_PROG_ATTACH attachment, undone with BPF_PROG_DETACH."""
+
+    kind = "cgroup"
+
+
+def _attach_type(kind: "str | int") -> AttachType:
+    if isinstance(kind, str):
+        try:
+            return CGROUP_ATTACH_TYPES[kind]
+        except KeyError:
+            raise ValueError(f"cgroup attach type {kind!r}: expected one of "
+                             f"{', '.join(CGROUP_ATTACH_TYPES)}") from None
+    return AttachType(kind)
+
+
+def attach_cgroup(prog: object, cgroup: str, attach_type: "str | int", *, method: str = "auto",
+                  flags: int = BPF_F_ALLOW_MULTI) -> Link:
+    """Attach ``prog`` to the cgroup v2 directory ``cgroup`` at ``attach_type``.
+
+    ``attach_type`` is a name (``"egress"``, ``"ingress"``, ``"sock_create"``, ...)
+    or an :class:`~pybpf.link._sys.AttachType`. ``method`` is ``"link"``,
+    ``"attach"`` (PROG_ATTACH with ``flags``) or ``"auto"``.
+    """
+    at = _attach_type(attach_type)
+    if method not in ("auto", "link", "attach"):
+        raise ValueError(f"cgroup method {method!r}: expected auto, link or attach")
+    try:
+        cg = FD(os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"cgroup directory {cgroup!r} does not exist (cgroup v2 is usually "
+                                "mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified)") from None
+    prog_fd = _sys.prog_fd_of(prog)
+    desc = f"cgroup {at.name.lower()} {cgroup}"
+    with cg:
+        if method in ("auto", "link"):
+            try:
+                return CgroupLink(desc, _sys.link_create(prog_fd, cg.fd, at, context=desc))
+            except (InvalidArgument, NotSupported):
+                if method == "link":
+                    raise
+        _sys.prog_attach(cg.fd, prog_fd, at, flags, context=desc)
+        att = CgroupAttachment(desc + " [prog_attach]")
+        keep_cg, keep_prog = cg.dup(), FD(os.dup(prog_fd))
+        att._on_detach(keep_cg.close)
+        att._on_detach(keep_prog.close)
+        att._on_detach(lambda: _sys.prog_detach(keep_cg.fd, keep_prog.fd, at, context=desc))
+        return att

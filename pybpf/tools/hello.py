@@ -1,0 +1,111 @@
+"""hello: ``Hello from the kernel!`` each time a process calls execve.
+
+The "hello world" of BPF: the program calls ``bpf_trace_printk``, and the
+text arrives in tracefs' ``trace_pipe``. We read it from a private tracing
+instance with the ``bpf_trace:bpf_trace_printk`` event enabled, so that two
+tools (or a tool and ``cat trace_pipe``) do not steal each other's lines; if
+no instance can be made, the global ``trace_pipe`` is used.
+
+    # pybpf tool hello
+    TIME(s)            COMM             PID     MESSAGE
+    5678.123456        bash             4242    Hello from the kernel!
+"""
+
+from __future__ import annotations
+
+import sys
+
+from pybpf.asm import Builder, r0, r1, r2
+
+from . import common, runtime
+
+NAME = "hello"
+MESSAGE = b"Hello from the kernel!"
+
+
+def build_program(pid: int = 0) -> Builder:
+    """The BPF program: ``bpf_trace_printk("Hello from the kernel!\\n")``.
+
+    The same code serves the kprobe (entry of execve) and the tracepoint
+    (``syscalls:sys_enter_execve``): it does not read its context.
+    """
+    b = Builder()
+    if pid:
+        b.call("get_current_pid_tgid")
+        b.rsh(r0, 32)
+        b.jump_if(r0, "!=", pid, "out")
+    fmt = MESSAGE + b"\n\0"
+    at = -((len(fmt) + 7) // 8 * 8)
+    runtime.store_bytes(b, at, fmt)                  # the format string lives on the stack
+    b.stack_ptr(r1, at)
+    b.mov(r2, len(fmt))                              # its size, NUL included
+    b.call("trace_printk")
+    b.label("out")
+    b.ret(0)
+    return b
+
+
+class PrintkReader:
+    """trace_pipe lines of bpf_trace_printk, from a private instance when possible."""
+
+    def __init__(self) -> None:
+        from pybpf.tracefs import Instance, TracePipe, TracefsError
+        self.instance = None
+        try:
+            self.instance = Instance()
+            with open(self.instance.file("events", "bpf_trace", "bpf_trace_printk", "enable"),
+                      "w") as f:
+                f.write("1")
+        except (OSError, TracefsError):
+            if self.instance is not None:
+                self.instance.close()
+            self.instance = None
+        self.pipe = TracePipe(self.instance)
+
+    def read(self, timeout: float):
+        return self.pipe.read_fields(timeout)
+
+    def close(self) -> None:
+        self.pipe.close()
+        if self.instance is not None:
+            self.instance.close()
+
+
+def attach(prog, mode: str):
+    if mode == "kprobe":
+        from pybpf.link.kprobe import attach_kprobe
+        return attach_kprobe(prog, "sys_execve"), "kprobe sys_execve"
+    from pybpf.link.tracepoint import attach_tracepoint
+    return attach_tracepoint(prog, "syscalls", "sys_enter_execve"), \
+        "tracepoint syscalls:sys_enter_execve"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = common.parser(NAME, "Print 'Hello from the kernel!' for every execve (bpf_trace_printk).")
+    common.add_attach_option(p)
+    args = p.parse_args(argv)
+    common.require_root(NAME)
+    out = common.Output(args.json, [("time", "%-18s"), ("comm", "%-16s"), ("pid", "%-7s"),
+                                    ("message", "%s")])
+
+    def start(stack):
+        mode = runtime.attach_mode(args.attach)
+        reader = PrintkReader()
+        stack.callback(reader.close)
+        prog = stack.enter_context(runtime.load(
+            build_program(args.pid or 0), "kprobe" if mode == "kprobe" else "tracepoint", NAME))
+        link, where = attach(prog, mode)
+        stack.enter_context(link)
+
+        def poll(timeout: float) -> None:
+            line = reader.read(timeout)
+            if line is not None and line.event in ("bpf_trace_printk", ""):
+                out.event({"time": f"{line.timestamp:.6f}", "comm": line.task, "pid": line.pid,
+                           "message": line.message})
+        return f"execve via {where}", poll
+
+    return runtime.run(NAME, args.duration, start, header=out.header)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""The kernel side every tool shares: loading, choosing an attach point, event channels.
+
+Kept separate from :mod:`pybpf.tools.common` (options and printing) so a tool
+imports only the layers it uses: startup time is part of what these tools
+are judged on, and BCC's half a second is the thing to beat.
+
+Programs are loaded with the verifier simulator off: these are small,
+fixed programs, the kernel verifies them anyway, and the simulator costs
+start-up time for no added safety here (the tool tests load every variant
+through the real verifier).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+import struct
+import sys
+from typing import Any, Callable
+
+from pybpf.asm import Builder, Reg, r1, r2, r3, r4, r5, r10, w3
+from pybpf.maps import Map, MapSpec
+from pybpf.program import Program, ProgramSpec
+
+__all__ = ["load", "attach_mode", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
+           "fail", "run", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
+
+ATTACH_CHOICES = ("auto", "kprobe", "tracepoint")
+BPF_F_CURRENT_CPU = 0xFFFFFFFF
+
+# struct pt_regs member offsets (arch/*/include/asm/ptrace.h): the kprobe context.
+# PARM1..PARM5 are the C calling convention's argument registers, RC the return value.
+_PT_REGS = {
+    "x86_64": {"parm1": 112, "parm2": 104, "parm3": 96, "parm4": 88, "parm5": 72, "rc": 80},
+    # arm64 user_pt_regs: u64 regs[31]; x0..x7 carry arguments, x0 the return value.
+    "aarch64": {"parm1": 0, "parm2": 8, "parm3": 16, "parm4": 24, "parm5": 32, "rc": 0},
+}
+
+
+def pt_regs_offset(what: str) -> int:
+    """Offset of ``parm1``..``parm5`` or ``rc`` in this architecture's ``struct pt_regs``."""
+    machine = platform.machine()
+    try:
+        return _PT_REGS[machine][what]
+    except KeyError:
+        raise NotImplementedError(f"kprobe argument {what!r}: struct pt_regs layout of "
+                                  f"{machine} is not known; use --attach tracepoint") from None
+
+
+def store_bytes(b: Builder, at: int, data: bytes, scratch: Reg = r1) -> None:
+    """Emit stores that put ``data`` (padded with NULs to 8 bytes) at ``r10 + at``."""
+    data = data + bytes(-len(data) % 8)
+    for i in range(0, len(data), 8):
+        b.ld_imm64(scratch, int.from_bytes(data[i:i + 8], "little"))
+        b.stx(r10, at + i, scratch)
+
+
+def kprobes_available() -> bool:
+    from pybpf.link.kprobe import kprobes_supported
+    return kprobes_supported()
+
+
+def attach_mode(requested: str) -> str:
+    """``auto`` becomes ``kprobe`` where the kernel has kprobes, else ``tracepoint``."""
+    if requested == "auto":
+        return "kprobe" if kprobes_available() else "tracepoint"
+    return requested
+
+
+def load(b: Builder, prog_type: str, name: str, **kw: Any) -> Program:
+    """Load the builder's program (kernel verifier only; see the module docstring)."""
+    return ProgramSpec(b, prog_type, name=name, **kw).load(verify=False)
+
+
+def announce(what: str) -> None:
+    """The "attached" signal: one stderr line once every probe is in place.
+
+    Tests and scripts wait for ``Hit Ctrl-C to end.``; BCC tools print the same words.
+    """
+    print(f"Tracing {what}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
+
+
+def fail(tool: str, exc: BaseException) -> int:
+    """Print an error the way command-line tools do (no traceback) and return the exit code."""
+    print(f"{tool}: {exc}", file=sys.stderr, flush=True)
+    return 1
+
+
+def run(name: str, duration: float | None,
+        start: Callable[[contextlib.ExitStack], tuple[str, Callable[[float], object]]],
+        *, finish: Callable[[], object] | None = None, header: Callable[[], object] | None = None
+        ) -> int:
+    """The life of a tool: set up, announce, poll until stopped, finish, undo everything.
+
+    ``start(stack)`` loads and attaches, pushing every object to close on
+    ``stack`` (closed newest first, so links go before programs and maps), and
+    returns (what is traced, a ``poll(timeout)`` function). SIGINT/SIGTERM and
+    ``--duration`` end the loop; ``finish`` then runs while the maps are still
+    open (readlat prints its histogram there). Errors are printed without a
+    traceback and give exit status 1.
+    """
+    from .common import Stop, run_until_stopped
+
+    stop = Stop(duration)  # installed first: a signal during setup still ends cleanly
+    try:
+        with contextlib.ExitStack() as stack:
+            what, poll = start(stack)
+            if header is not None:
+                header()
+            announce(what)
+            try:
+                run_until_stopped(stop, poll)
+            except KeyboardInterrupt:
+                pass
+            if finish is not None:
+                finish()
+    except KeyboardInterrupt:
+        pass
+    except (OSError, ValueError, NotImplementedError) as exc:
+        return fail(name, exc)
+    finally:
+        stop.restore()
+    return 0
+
+
+class Events:
+    """Where a program sends its records: a perf event array (default) or a ring buffer.
+
+    The same program text works with both; only the helper call differs
+    (``bpf_perf_event_output`` needs the context, ``bpf_ringbuf_output`` does not).
+    """
+
+    def __init__(self, record: struct.Struct, *, ringbuf: bool = False, name: str = "events",
+                 ringbuf_size: int = 1 << 18):
+        self.record = record
+        self.ringbuf = ringbuf
+        spec = MapSpec.ringbuf(ringbuf_size, name=name) if ringbuf else \
+            MapSpec.perf_event_array(name=name)
+        self.map: Map = spec.create()
+        self._reader: Any = None
+
+    def emit(self, b: Builder, ctx: Reg, at: int) -> None:
+        """Emit the output of the record at ``r10 + at`` (clobbers r1-r5 and r0)."""
+        size = self.record.size
+        if self.ringbuf:
+            b.ld_map_fd(r1, self.map)
+            b.stack_ptr(r2, at)
+            b.mov(r3, size)
+            b.mov(r4, 0)
+            b.call("ringbuf_output")
+        else:
+            b.mov(r1, ctx)
+            b.ld_map_fd(r2, self.map)
+            b.mov(w3, -1)  # BPF_F_CURRENT_CPU: a 32-bit move, so the high half stays zero
+            b.stack_ptr(r4, at)
+            b.mov(r5, size)
+            b.call("perf_event_output")
+
+    def open(self, callback: Callable[[tuple], Any]) -> None:
+        """Start reading; ``callback`` gets each record unpacked with ``record``."""
+        unpack, size = self.record.unpack_from, self.record.size
+        if self.ringbuf:
+            from pybpf.ringbuf import RingBuffer
+            self._reader = RingBuffer(self.map)
+            self._cb = lambda data: callback(unpack(data[:size]))
+        else:
+            from pybpf.perf import PerfReader
+            self._reader = PerfReader(self.map, pages=8)
+            self._cb = lambda sample: callback(unpack(sample.data[:size]))
+
+    def poll(self, timeout: float) -> int:
+        return self._reader.poll(self._cb, timeout)
+
+    @property
+    def lost(self) -> int:
+        return getattr(self._reader, "lost", 0)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+        self.map.close()
+
+    def __enter__(self) -> "Events":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,263 @@
+"""ALU instructions: scalar transfer functions and the pointer arithmetic rules.
+
+check_alu_op(), adjust_reg_min_max_vals() and adjust_ptr_min_max_vals() from
+kernel/bpf/verifier.c, for a privileged loader (pointer leaks allowed, so
+``ptr - ptr`` and 32-bit ``ptr -= x`` give unknown scalars instead of errors).
+"""
+
+from __future__ import annotations
+
+from . import scalar as sc
+from . import tnum as tn
+from .errors import Reject
+from .mem import MAX_VAR_OFF
+from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, K, LSH, MOD, MOV, MUL, NEG, OR, RSH,
+                          SUB, X, XOR)
+from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+                    PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
+                    PTR_TO_PACKET_META, PTR_TO_STACK, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID,
+                    PTR_TO_BUF, PTR_TO_FUNC, SCALAR, Reg, type_str)
+
+__all__ = ["check_alu"]
+
+ALU_STR = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
+           0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=", 0xD0: "endian"}
+_ARITH_OK = {PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_STACK, PTR_TO_PACKET_META,
+             PTR_TO_PACKET, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID, PTR_TO_MEM, PTR_TO_BUF, PTR_TO_FUNC}
+
+
+def _read(env, regno: int) -> Reg:
+    if regno > 10:
+        raise Reject(f"R{regno} is invalid")
+    r = env.state.regs[regno]
+    if r.type == NOT_INIT:
+        raise Reject(f"R{regno} !read_ok")
+    return r
+
+
+def _dst(regno: int) -> None:
+    if regno > 10:
+        raise Reject(f"R{regno} is invalid")
+    if regno == 10:
+        raise Reject("frame pointer is read only")
+
+
+def check_alu(env, ins) -> None:
+    code = ins.opcode
+    op = code & 0xF0
+    alu64 = (code & 7) == ALU64
+    regs = env.state.regs
+    if op in (END, NEG):
+        if op == NEG:
+            if (code & X) or ins.src or ins.off or ins.imm:
+                raise Reject("BPF_NEG uses reserved fields", errno=22)
+        else:
+            if ins.src or ins.off or ins.imm not in (16, 32, 64) or (alu64 and code & X):
+                raise Reject("BPF_END uses reserved fields", errno=22)
+        _read(env, ins.dst)
+        _dst(ins.dst)
+        d = regs[ins.dst]
+        if op == NEG and d.type == SCALAR:
+            sc.alu(d, d, NEG, not alu64)
+            d.id = 0
+        else:
+            d.set_unknown()
+        return
+    if op == MOV:
+        _check_mov(env, ins, alu64)
+        return
+    if op > 0xD0 or op == END:
+        raise Reject(f"invalid BPF_ALU opcode {op:#x}", errno=22)
+    if code & X:
+        if ins.imm or (ins.off not in (0, 1) if op in (DIV, MOD) else ins.off):
+            raise Reject("BPF_ALU uses reserved fields", errno=22)
+        _read(env, ins.src)
+    else:
+        if ins.src or (ins.off not in (0, 1) if op in (DIV, MOD) else ins.off):
+            raise Reject("BPF_ALU uses reserved fields", errno=22)
+    _read(env, ins.dst)
+    if op in (DIV, MOD) and not code & X and ins.imm == 0:
+        raise Reject("div by zero", errno=22)
+    if op in (LSH, RSH, ARSH) and not code & X:
+        size = 64 if alu64 else 32
+        if ins.imm < 0 or ins.imm >= size:
+            raise Reject(f"invalid shift {ins.imm}", errno=22)
+    _dst(ins.dst)
+    _adjust(env, ins, alu64, op)
+
+
+def _check_mov(env, ins, alu64: bool) -> None:
+    regs = env.state.regs
+    code = ins.opcode
+    if code & X:
+        if ins.imm or (ins.off not in (0, 8, 16, 32) if alu64 else ins.off not in (0, 8, 16)):
+            if not (ins.imm == 1 and ins.off == 0 and alu64):  # addr_space_cast is separate
+                raise Reject("BPF_MOV uses reserved fields", errno=22)
+        src = _read(env, ins.src)
+        _dst(ins.dst)
+        if alu64:
+            if ins.off == 0:
+                if src.type == SCALAR and not src.id and ins.dst != ins.src:
+                    src.id = env.new_id()
+                regs[ins.dst] = src.copy()
+            else:
+                if src.type != SCALAR:
+                    raise Reject(f"R{ins.src} sign-extension part of pointer", errno=13)
+                d = src.copy()
+                if d.id and _width(src) > ins.off:
+                    d.id = 0
+                elif d.id:
+                    pass
+                sc.coerce_sx(d, ins.off // 8)
+                if not (d.id and _width(src) < ins.off):
+                    d.id = 0
+                regs[ins.dst] = d
+                sc.bounds_sync(d)
+        else:
+            if src.type != SCALAR:
+                d = Reg.scalar_unknown()
+                sc.zext_32_to_64(d) if False else None
+                regs[ins.dst] = d
+                d.var_off = tn.subreg(tn.UNKNOWN)
+                sc.zext_32_to_64(d)
+                sc.bounds_sync(d)
+                return
+            if ins.off == 0:
+                fits = src.umax <= sc.U32
+                if fits and not src.id and ins.dst != ins.src:
+                    src.id = env.new_id()
+                d = src.copy()
+                if not fits:
+                    d.id = 0
+            else:
+                d = src.copy()
+                d.id = 0
+                sc.coerce_subreg_sx(d, ins.off // 8)
+            sc.zext_32_to_64(d)
+            sc.bounds_sync(d)
+            regs[ins.dst] = d
+    else:
+        if ins.src or ins.off:
+            raise Reject("BPF_MOV uses reserved fields", errno=22)
+        _dst(ins.dst)
+        d = Reg.scalar_const(ins.imm if alu64 else ins.imm & sc.U32)
+        regs[ins.dst] = d
+
+
+def _width(r: Reg) -> int:
+    return r.umax.bit_length()
+
+
+def _sane_offset(reg: Reg, ptype: int) -> None:
+    """check_reg_sane_offset()."""
+    name = type_str(ptype)
+    known = not reg.var_off.mask
+    val = sc.s64(reg.var_off.value)
+    if known and (val >= MAX_VAR_OFF or val <= -MAX_VAR_OFF):
+        raise Reject(f"math between {name} pointer and {val} is not allowed")
+    if reg.off >= MAX_VAR_OFF or reg.off <= -MAX_VAR_OFF:
+        raise Reject(f"{name} pointer offset {reg.off} is not allowed")
+    if reg.smin == sc.S64_MIN:
+        raise Reject(f"math between {name} pointer and register with unbounded min value is not allowed")
+    if reg.smin >= MAX_VAR_OFF or reg.smin <= -MAX_VAR_OFF:
+        raise Reject(f"value {reg.smin} makes {name} pointer be out of bounds")
+
+
+def _adjust(env, ins, alu64: bool, op: int) -> None:
+    regs = env.state.regs
+    dst = regs[ins.dst]
+    if ins.opcode & X:
+        src = regs[ins.src]
+        if src.type != SCALAR:
+            if dst.type != SCALAR:
+                if op == SUB:
+                    dst.set_unknown()
+                    return
+                raise Reject(f"R{ins.dst} pointer {ALU_STR[op]} pointer prohibited")
+            _ptr_alu(env, ins, alu64, op, src, dst, ins.dst)
+            return
+        if dst.type != SCALAR:
+            _ptr_alu(env, ins, alu64, op, dst, src, ins.dst)
+            return
+    else:
+        src = Reg.scalar_const(ins.imm)
+        if dst.type != SCALAR:
+            _ptr_alu(env, ins, alu64, op, dst, src, ins.dst)
+            return
+    src_const = not src.var_off.mask
+    sc.alu(dst, src, op, not alu64)
+    if op == ADD and alu64 and dst.id and src_const and False:
+        pass
+    dst.id = 0
+
+
+def _ptr_alu(env, ins, alu64: bool, op: int, ptr: Reg, off: Reg, dstno: int) -> None:
+    """adjust_ptr_min_max_vals(): ``ptr op off`` where ``off`` is a scalar."""
+    regs = env.state.regs
+    if not alu64:
+        if op == SUB:
+            regs[dstno].set_unknown()
+            return
+        raise Reject(f"R{dstno} 32-bit pointer arithmetic prohibited")
+    if ptr.type & MAYBE_NULL:
+        raise Reject(f"R{dstno} pointer arithmetic on {type_str(ptr.type)} prohibited, null-check it first")
+    known = (not off.var_off.mask and off.smin == off.smax and off.umin == off.umax)
+    b = ptr.type
+    if b == PTR_TO_FLOW_KEYS and known:
+        pass
+    elif b == CONST_PTR_TO_MAP and known and off.smin == 0 and op == ADD:
+        pass
+    elif b not in _ARITH_OK:
+        raise Reject(f"R{dstno} pointer arithmetic on {type_str(ptr.type)} prohibited")
+    _sane_offset(off, ptr.type)
+    _sane_offset(ptr, ptr.type)
+    d = ptr.copy()
+    smin_val, smax_val, umin_val, umax_val = off.smin, off.smax, off.umin, off.umax
+    if op == ADD:
+        if known and sc.s32(ptr.off + smin_val) == ptr.off + smin_val:
+            d.off = ptr.off + smin_val
+        else:
+            a, bb = ptr.smin + smin_val, ptr.smax + smax_val
+            if a < sc.S64_MIN or a > sc.S64_MAX or bb < sc.S64_MIN or bb > sc.S64_MAX:
+                d.smin, d.smax = sc.S64_MIN, sc.S64_MAX
+            else:
+                d.smin, d.smax = a, bb
+            a, bb = ptr.umin + umin_val, ptr.umax + umax_val
+            if a > sc.U64 or bb > sc.U64:
+                d.umin, d.umax = 0, sc.U64
+            else:
+                d.umin, d.umax = a, bb
+            d.var_off = tn.add(ptr.var_off, off.var_off)
+            if ptr.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+                d.id = env.new_id()
+                d.range = 0
+    elif op == SUB:
+        if off is regs[dstno]:
+            raise Reject(f"R{dstno} tried to subtract pointer from scalar")
+        if ptr.type == PTR_TO_STACK:
+            raise Reject(f"R{dstno} subtraction from stack pointer prohibited")
+        if known and sc.s32(ptr.off - smin_val) == ptr.off - smin_val:
+            d.off = ptr.off - smin_val
+        else:
+            a, bb = ptr.smin - smax_val, ptr.smax - smin_val
+            if a < sc.S64_MIN or a > sc.S64_MAX or bb < sc.S64_MIN or bb > sc.S64_MAX:
+                d.smin, d.smax = sc.S64_MIN, sc.S64_MAX
+            else:
+                d.smin, d.smax = a, bb
+            if ptr.umin < umax_val:
+                d.umin, d.umax = 0, sc.U64
+            else:
+                d.umin, d.umax = ptr.umin - umax_val, ptr.umax - umin_val
+            d.var_off = tn.sub(ptr.var_off, off.var_off)
+            if ptr.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+                d.id = env.new_id()
+                if smin_val < 0:
+                    d.range = 0
+    elif op in (AND, OR, XOR):
+        raise Reject(f"R{dstno} bitwise operator {ALU_STR[op]} on pointer prohibited")
+    else:
+        raise Reject(f"R{dstno} pointer arithmetic with {ALU_STR[op]} operator prohibited")
+    sc.mark32_unbounded(d)
+    _sane_offset(d, ptr.type)
+    sc.bounds_sync(d)
+    regs[dstno] = d

@@ -1,0 +1,181 @@
+"""Context access rules per program type: which ``ctx`` offsets and sizes are valid.
+
+Each rule is the kernel's ``*_is_valid_access()`` for that program type
+(net/core/filter.c, kernel/trace/bpf_trace.c), rewritten as a plain function
+returning the type of the loaded value (``SCALAR`` or a pointer type such as
+``PTR_TO_PACKET``) or None when the access is invalid. Layouts are the UAPI's
+(struct __sk_buff, struct xdp_md, struct pt_regs on x86-64).
+"""
+
+from __future__ import annotations
+
+from .state import (MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META,
+                    PTR_TO_SOCK_COMMON, SCALAR)
+
+__all__ = ["ctx_access", "PROG_TYPES", "prog_type_number"]
+
+# enum bpf_prog_type
+PROG_TYPES = {
+    "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5, "xdp": 6,
+    "perf_event": 7, "cgroup_skb": 8, "cgroup_sock": 9, "lwt_in": 10, "lwt_out": 11,
+    "lwt_xmit": 12, "sock_ops": 13, "sk_skb": 14, "cgroup_device": 15, "sk_msg": 16,
+    "raw_tracepoint": 17, "cgroup_sock_addr": 18, "lwt_seg6local": 19, "lirc_mode2": 20,
+    "sk_reuseport": 21, "flow_dissector": 22, "cgroup_sysctl": 23,
+    "raw_tracepoint_writable": 24, "cgroup_sockopt": 25, "tracing": 26, "struct_ops": 27,
+    "ext": 28, "lsm": 29, "sk_lookup": 30, "syscall": 31, "netfilter": 32,
+}
+SOCKET_FILTER, KPROBE, SCHED_CLS, SCHED_ACT, TRACEPOINT, XDP, PERF_EVENT, CGROUP_SKB = 1, 2, 3, 4, 5, 6, 7, 8
+RAW_TRACEPOINT = 17
+BPF_XDP_DEVMAP = 38  # enum bpf_attach_type
+
+# struct __sk_buff field offsets
+SKB_SIZE = 192
+MARK, QUEUE_MAPPING, PRIORITY, TC_INDEX = 8, 12, 32, 44
+CB0, CB_END = 48, 68
+TC_CLASSID, DATA, DATA_END, NAPI_ID = 72, 76, 80, 84
+FAMILY, REMOTE_IP4, LOCAL_IP4, REMOTE_IP6, LOCAL_IP6, REMOTE_PORT, LOCAL_PORT = 88, 92, 96, 100, 116, 132, 136
+LOCAL_PORT_END = 140
+DATA_META, FLOW_KEYS, TSTAMP, WIRE_LEN, GSO_SEGS, SK, GSO_SIZE, TSTAMP_TYPE, HWTSTAMP = (
+    140, 144, 152, 160, 164, 168, 176, 180, 184)
+PT_REGS_SIZE = 168
+
+
+def prog_type_number(t) -> int:
+    if isinstance(t, str):
+        key = t.lower().removeprefix("bpf_prog_type_")
+        if key not in PROG_TYPES:
+            raise ValueError(f"unknown program type {t!r}; known: {', '.join(PROG_TYPES)}")
+        return PROG_TYPES[key]
+    return int(t)
+
+
+def _in(off: int, lo: int, size: int) -> bool:
+    """bpf_ctx_range(): off falls inside a field of ``size`` bytes at ``lo``."""
+    return lo <= off < lo + size
+
+
+def _skb_common(off: int, size: int, write: bool):
+    if off < 0 or off >= SKB_SIZE or off % size:
+        return None
+    if CB0 <= off < CB_END:
+        return SCALAR if off + size <= CB_END else None
+    if (REMOTE_IP6 <= off < LOCAL_IP6 + 16 or _in(off, REMOTE_IP4, 4) or _in(off, LOCAL_IP4, 4)
+            or _in(off, DATA, 4) or _in(off, DATA_META, 4) or _in(off, DATA_END, 4)):
+        return SCALAR if size == 4 else None
+    if _in(off, FLOW_KEYS, 8):
+        return None
+    if _in(off, HWTSTAMP, 8):
+        return SCALAR if not write and size == 8 else None
+    if _in(off, TSTAMP, 8):
+        return SCALAR if size == 8 else None
+    if off == SK:
+        return PTR_TO_SOCK_COMMON | MAYBE_NULL if not write and size == 8 else None
+    if _in(off, SK, 8):
+        return None
+    if off == TSTAMP_TYPE:
+        return None
+    if TSTAMP_TYPE + 1 <= off < HWTSTAMP:
+        return None
+    if write:
+        return SCALAR if size == 4 else None
+    return SCALAR if size <= 4 and not size & (size - 1) else None
+
+
+def _socket_filter(off, size, write, attach):
+    if (_in(off, TC_CLASSID, 4) or _in(off, DATA, 4) or _in(off, DATA_META, 4)
+            or _in(off, DATA_END, 4) or FAMILY <= off < LOCAL_PORT_END or _in(off, TSTAMP, 8)
+            or _in(off, WIRE_LEN, 4) or _in(off, HWTSTAMP, 8)):
+        return None
+    if write and not (CB0 <= off < CB_END):
+        return None
+    return _skb_common(off, size, write)
+
+
+def _tc(off, size, write, attach):
+    if write and not (_in(off, MARK, 4) or _in(off, TC_INDEX, 4) or _in(off, PRIORITY, 4)
+                      or _in(off, TC_CLASSID, 4) or CB0 <= off < CB_END or _in(off, TSTAMP, 8)
+                      or _in(off, QUEUE_MAPPING, 4)):
+        return None
+    t = _skb_common(off, size, write) if off != TSTAMP_TYPE else (SCALAR if size == 1 else None)
+    if FAMILY <= off < LOCAL_PORT_END:
+        return None
+    if t is None:
+        return None
+    if _in(off, DATA, 4):
+        return PTR_TO_PACKET
+    if _in(off, DATA_META, 4):
+        return PTR_TO_PACKET_META
+    if _in(off, DATA_END, 4):
+        return PTR_TO_PACKET_END
+    return t
+
+
+def _cgroup_skb(off, size, write, attach):
+    if _in(off, TC_CLASSID, 4) or _in(off, DATA_META, 4) or _in(off, WIRE_LEN, 4):
+        return None
+    if write and not (_in(off, MARK, 4) or _in(off, PRIORITY, 4) or CB0 <= off < CB_END
+                      or _in(off, TSTAMP, 8)):
+        return None
+    t = _skb_common(off, size, write)
+    if t is None:
+        return None
+    if _in(off, DATA, 4):
+        return PTR_TO_PACKET
+    if _in(off, DATA_END, 4):
+        return PTR_TO_PACKET_END
+    return t
+
+
+def _xdp(off, size, write, attach):
+    if attach != BPF_XDP_DEVMAP and off == 20:
+        return None
+    if write:
+        return None
+    if off < 0 or off >= 24 or off % size or size != 4:
+        return None
+    return {0: PTR_TO_PACKET, 4: PTR_TO_PACKET_END, 8: PTR_TO_PACKET_META}.get(off, SCALAR)
+
+
+def _kprobe(off, size, write, attach):
+    if off < 0 or off >= PT_REGS_SIZE or write or off % size or off + size > PT_REGS_SIZE:
+        return None
+    return SCALAR
+
+
+def _tracepoint(off, size, write, attach):
+    if off < 8 or off >= 8192 or write or off % size:
+        return None
+    return SCALAR
+
+
+def _raw_tp(off, size, write, attach):
+    if off < 0 or off >= 8 * 12 or write or off % size:
+        return None
+    return SCALAR
+
+
+def _perf_event(off, size, write, attach):
+    if off < 0 or off >= 184 or write or off % size:
+        return None
+    if _in(off, 168, 8) or _in(off, 176, 8):
+        return SCALAR if size <= 8 and not size & (size - 1) else None
+    return SCALAR if size == 8 else None
+
+
+_RULES = {
+    SOCKET_FILTER: _socket_filter, SCHED_CLS: _tc, SCHED_ACT: _tc, CGROUP_SKB: _cgroup_skb,
+    XDP: _xdp, KPROBE: _kprobe, TRACEPOINT: _tracepoint, RAW_TRACEPOINT: _raw_tp,
+    PERF_EVENT: _perf_event,
+}
+
+
+def ctx_access(prog_type: int, off: int, size: int, write: bool, attach: int = 0):
+    """The type a valid ctx access yields (SCALAR or a pointer type), None if invalid."""
+    rule = _RULES.get(prog_type)
+    if rule is None:
+        return None
+    return rule(off, size, write, attach)
+
+
+def supported(prog_type: int) -> bool:
+    return prog_type in _RULES

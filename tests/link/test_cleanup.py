@@ -1,0 +1,149 @@
+"""A child process attaches one of each kind, then dies by a signal, exits, or raises:
+nothing may stay behind (tracefs probe events, XDP/TC programs on the interface, links)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bpfkit import VethPair, netns
+from pybpf.link import _probe_events, _sys
+from pybpf.link.tc import tc_filters
+from pybpf.link.xdp import xdp_prog_id
+
+pytestmark = pytest.mark.kernel
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+CHILD = textwrap.dedent("""
+    import json, os, sys, time
+    sys.path.insert(0, {here!r})
+    from bpfkit import *
+    from pybpf.link import *
+
+    ns_a, ns_b, cg, ending = sys.argv[1:5]
+    counter = KMap(ARRAY, 4, 8, 1)
+    links = []
+    tp = load(TRACEPOINT, count_all(counter, 0))
+    links.append(attach_tracepoint(tp, "syscalls:sys_enter_getpid"))
+    raw = load(RAW_TRACEPOINT, count_all(counter, 0))
+    links.append(attach_raw_tracepoint(raw, "sys_enter"))
+    up = load(KPROBE, count_all(counter, 0))
+    links.append(attach_uprobe(up, "libc.so.6", "getpid", legacy=True))
+    links.append(attach_uprobe(up, "libc.so.6", "getppid"))
+    xdp = load(XDP, count_all(counter, 2))
+    cls = load(SCHED_CLS, count_all(counter, 0))
+    with netns(ns_a):
+        links.append(attach_xdp(xdp, "va", mode="generic", method="netlink"))
+        links.append(attach_tc(cls, "va", "ingress", method="netlink"))
+    with netns(ns_b):
+        links.append(attach_xdp(xdp, "vb", method="link"))
+        links.append(attach_tc(cls, "vb", "egress", method="tcx"))
+    skb = load(CGROUP_SKB, count_all(counter, 1), expected_attach_type=1)
+    links.append(attach_cgroup(skb, cg, "egress", method="attach"))
+    ids = [l.id for l in links if getattr(l, "is_bpf_link", False)]
+    print(json.dumps({{"link_ids": ids}}), flush=True)
+    if ending == "exit":
+        sys.exit(0)
+    if ending == "exception":
+        raise RuntimeError("boom")
+    time.sleep(60)
+""")
+
+
+@pytest.fixture
+def veth():
+    pair = VethPair("c")
+    yield pair
+    pair.close()
+
+
+@pytest.fixture
+def cgroup_dir():
+    root = "/sys/fs/cgroup/unified"
+    if not os.path.exists(os.path.join(root, "cgroup.procs")):
+        root = "/sys/fs/cgroup"
+    path = os.path.join(root, f"pybpf_cleanup_{os.getpid()}")
+    os.mkdir(path)
+    yield path
+    os.rmdir(path)
+
+
+def cgroup_prog_count(path):
+    from pybpf.syscall.prog_cmds import prog_query
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return len(prog_query(fd, 1).prog_ids)
+    finally:
+        os.close(fd)
+
+
+def leftovers(veth, cg, child_pid, link_ids):
+    found = []
+    for kind in ("kprobe", "uprobe"):
+        found += [e for e in _probe_events.list_events(kind) if f"pybpf_{child_pid}_" in e]
+    with netns(veth.a):
+        if xdp_prog_id("va"):
+            found.append("xdp on va")
+        if tc_filters("va", "ingress"):
+            found.append("tc filter on va")
+        if "clsact" in subprocess.run(["tc", "qdisc", "show", "dev", "va"], capture_output=True,
+                                      text=True).stdout:
+            found.append("clsact on va")
+    with netns(veth.b):
+        if xdp_prog_id("vb"):
+            found.append("xdp on vb")
+    live = set(_sys.link_ids())
+    found += [f"link {i}" for i in link_ids if i in live]
+    if cgroup_prog_count(cg):
+        found.append("cgroup egress program")
+    return found
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGINT", "exit", "exception"])
+def test_child_leaves_nothing_behind(veth, cgroup_dir, ending):
+    child = subprocess.Popen([sys.executable, "-c", CHILD.format(here=HERE), veth.a, veth.b, cgroup_dir,
+                              ending.lower()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = child.stdout.readline()
+    assert line, child.stderr.read().decode()
+    link_ids = json.loads(line)["link_ids"]
+    assert len(link_ids) >= 4
+    if ending.startswith("SIG"):
+        # Everything is in place while the child lives.
+        assert leftovers(veth, cgroup_dir, child.pid, link_ids)
+        child.send_signal(getattr(signal, ending))
+    rc = child.wait(timeout=20)
+    err = child.stderr.read().decode()
+    if ending == "SIGTERM":
+        assert rc == -signal.SIGTERM, err
+    elif ending == "SIGINT":
+        assert rc in (-signal.SIGINT, 1) and "KeyboardInterrupt" in err, err
+    elif ending == "exception":
+        assert "boom" in err
+    assert leftovers(veth, cgroup_dir, child.pid, link_ids) == []
+
+
+def test_sweep_removes_events_of_killed_processes(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {HERE!r})
+        from bpfkit import *
+        from pybpf.link import attach_uprobe
+        prog = load(KPROBE, count_all(KMap(ARRAY, 4, 8, 1), 0))
+        link = attach_uprobe(prog, "libc.so.6", "getpid", legacy=True)
+        print("ready", flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE)
+    assert child.stdout.readline().strip() == b"ready"
+    child.kill()  # SIGKILL: no handler can run
+    child.wait()
+    mine = [e for e in _probe_events.list_events("uprobe") if f"pybpf_{child.pid}_" in e]
+    assert mine  # left behind, as SIGKILL allows nothing else
+    from pybpf.link.cleanup import sweep_stale_probe_events
+    removed = sweep_stale_probe_events()
+    assert set(mine) <= set(removed)
+    assert not [e for e in _probe_events.list_events("uprobe") if f"pybpf_{child.pid}_" in e]
