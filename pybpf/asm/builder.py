@@ -25,7 +25,7 @@ from typing import Iterator, Union
 
 from . import opcodes as op
 from .errors import AssemblerError
-from .instruction import Instruction, encode, slot_offsets
+from .instruction import Instruction, encode
 from .registers import R, Reg
 
 Operand = Union[Reg, int]
@@ -102,10 +102,12 @@ class Builder:
 
     def _emit(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
               target: str | None = None, map: object = None) -> Instruction:
-        f = sys._getframe(1)
-        while f.f_code.co_filename == _FILE:
+        f = sys._getframe(2)  # _emit <- public method <- (usually) the user
+        code = f.f_code
+        while code.co_filename == _FILE:
             f = f.f_back
-        insn = Instruction(opcode, dst, src, off, imm, source=(f.f_code.co_filename, f.f_lineno),
+            code = f.f_code
+        insn = Instruction(opcode, dst, src, off, imm, source=(code.co_filename, f.f_lineno),
                            target=target, map=map)
         self.insns.append(insn)
         return insn
@@ -158,10 +160,12 @@ class Builder:
         else:
             opcode, s = cls | code | op.K, 0
             imm = src if src.__class__ is int and -0x80000000 <= src <= 0x7FFFFFFF else self._imm32(src)
-        f = sys._getframe(1)
-        while f.f_code.co_filename == _FILE:
+        f = sys._getframe(2)
+        code = f.f_code
+        while code.co_filename == _FILE:
             f = f.f_back
-        insn = Instruction(opcode, dst.num, s, off, imm, source=(f.f_code.co_filename, f.f_lineno))
+            code = f.f_code
+        insn = Instruction(opcode, dst.num, s, off, imm, source=(code.co_filename, f.f_lineno))
         self.insns.append(insn)
         return insn
 
@@ -482,32 +486,5 @@ class Builder:
         for name, index in self.labels.items():
             if index > len(insns):
                 raise AssemblerError(f"label {name!r} points past the end", index=index)
-        check_raw_jumps(insns)
-        return encode(insns, self.labels)
+        return encode(insns, self.labels, check_jumps=True)
 
-
-def check_raw_jumps(insns: list[Instruction]) -> None:
-    """Reject raw (unlabelled) jump offsets that leave the program or land inside an ld_imm64."""
-    slots = slot_offsets(insns)
-    total = slots[-1] + insns[-1].slots if insns else 0
-    starts = set(slots)
-    for i, insn in enumerate(insns):
-        cls = insn.opcode & 0x07
-        if insn.target is not None or cls not in (op.JMP, op.JMP32):
-            continue
-        code = insn.opcode & 0xF0
-        if code in (op.EXIT, op.CALL) and not (code == op.CALL and insn.src == op.PSEUDO_CALL):
-            continue
-        if code == op.CALL:
-            rel = insn.imm
-        elif cls == op.JMP32 and code == op.JA:
-            rel = insn.imm
-        else:
-            rel = insn.off
-        dest = slots[i] + 1 + rel
-        if dest < 0 or dest > total:
-            raise AssemblerError(f"jump out of range from insn {slots[i]} to {dest}", index=i,
-                                 source=insn.source)
-        if dest < total and dest not in starts:
-            raise AssemblerError(f"jump from insn {slots[i]} into the middle of ld_imm64 at {dest - 1}",
-                                 index=i, source=insn.source)

@@ -12,7 +12,10 @@ instead (documented in :func:`disassemble_insn`):
   map index): by the time the verifier logs it, the kernel has replaced the fd
   by a kernel address (printed as ``0x...``, or ``0x0`` without
   CAP_PERFMON), so we print ``map[fd:3]``, ``map[fd:3][0]+8``,
-  ``map[idx:0]``, ``btf_id[123]``, ``func[pc+4]`` instead;
+  ``map[idx:0]``, ``btf_id[123]`` instead (``map[name]`` when the
+  instruction carries a map name);
+* ``ld_imm64`` of a function (``func[pc+4]``): the kernel prints the raw
+  imm, ``0x4``, which would read back as a plain constant;
 * kfunc calls: the kernel prints the function's BTF name (``call
   bpf_rcu_read_lock#1234``); without BTF we print ``kernel-function``, as the
   kernel does when it has no name. Pass ``kfunc_name`` to print the name.

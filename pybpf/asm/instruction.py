@@ -16,6 +16,18 @@ from . import opcodes as op
 from .errors import AssemblerError
 
 _SLOT = struct.Struct("<BBhi")
+_PACKERS: dict[int, struct.Struct] = {}
+
+
+def _packer(slots: int) -> struct.Struct:
+    """One Struct packing a whole program at once (much faster than one pack per slot)."""
+    packer = _PACKERS.get(slots)
+    if packer is None:
+        packer = struct.Struct("<" + "BBhi" * slots)
+        if len(_PACKERS) > 64:
+            _PACKERS.clear()
+        _PACKERS[slots] = packer
+    return packer
 _MASK64 = (1 << 64) - 1
 
 
@@ -89,13 +101,15 @@ class Instruction:
         return Instruction(**fields)
 
 
-def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None) -> bytes:
+def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *,
+           check_jumps: bool = False) -> bytes:
     """Encode logical instructions into kernel bytecode.
 
     ``labels`` maps a label to the logical index it names; instructions whose
     ``target`` is set get their offset (jumps) or imm (bpf-to-bpf calls,
     ``ld_imm64`` of a function) computed here, in slots, relative to the next
-    instruction.
+    instruction. With ``check_jumps``, raw (unlabelled) jump offsets that leave
+    the program or land inside an ld_imm64 are rejected too.
     """
     slot_of = []
     pos = 0
@@ -103,8 +117,9 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None) -
         slot_of.append(pos)
         pos += 2 if insn.opcode == op.LD_IMM64 else 1
     slot_of.append(pos)
-    out = bytearray(pos * 8)
-    pack = _SLOT.pack_into
+    fields: list[int] = []
+    put = fields.extend
+    starts: set[int] | None = None
     for i, insn in enumerate(insns):
         opcode, off, imm = insn.opcode, insn.off, insn.imm
         if insn.target is not None:
@@ -112,24 +127,39 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None) -
                 raise AssemblerError(f"unresolved label {insn.target!r}", index=i, source=insn.source)
             rel = slot_of[labels[insn.target]] - slot_of[i] - 1
             off, imm = _apply_target(insn, rel, i)
+        elif check_jumps and opcode & 0x06 == 0x04 and opcode & 0x07 != 0x04:  # JMP or JMP32
+            if starts is None:
+                starts = set(slot_of)
+            _check_raw_jump(insn, i, slot_of, starts)
         regs = (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4)
-        try:
-            if opcode == op.LD_IMM64:
-                imm &= _MASK64
-                lo = imm & 0xFFFFFFFF
-                hi = imm >> 32
-                pack(out, slot_of[i] * 8, opcode, regs, off, lo - ((lo & 0x80000000) << 1))
-                pack(out, slot_of[i] * 8 + 8, 0, 0, 0, hi - ((hi & 0x80000000) << 1))
-            else:
-                pack(out, slot_of[i] * 8, opcode, regs, off, imm)
-        except struct.error as exc:
-            raise AssemblerError(f"field out of range: {exc} in {insn!r}", index=i, source=insn.source) from None
-    return bytes(out)
+        if opcode == op.LD_IMM64:
+            imm &= _MASK64
+            lo = imm & 0xFFFFFFFF
+            hi = imm >> 32
+            put((opcode, regs, off, lo - ((lo & 0x80000000) << 1), 0, 0, 0, hi - ((hi & 0x80000000) << 1)))
+        else:
+            put((opcode, regs, off, imm))
+    try:
+        return _packer(pos).pack(*fields)
+    except struct.error:
+        pass
+    at = 0
+    for i, insn in enumerate(insns):  # slow path: name the instruction with the bad field
+        for _ in range(insn.slots):
+            try:
+                _SLOT.pack(*fields[at:at + 4])
+            except struct.error as exc:
+                raise AssemblerError(f"field out of range: {exc} in {insn!r}", index=i,
+                                     source=insn.source) from None
+            at += 4
+    raise AssemblerError("field out of range")  # unreachable in practice
 
 
 def _apply_target(insn: Instruction, rel: int, index: int) -> tuple[int, int]:
     opcode = insn.opcode
-    if opcode == op.LD_IMM64 or (opcode == op.CALL_OP and insn.src == op.PSEUDO_CALL):
+    if opcode == op.LD_IMM64:  # function address: the offset sits in the first slot's imm
+        return insn.off, rel & 0xFFFFFFFF
+    if opcode == op.CALL_OP and insn.src == op.PSEUDO_CALL:
         return insn.off, rel
     if opcode == op.JMP32 | op.JA:  # gotol: 32-bit offset in imm
         return 0, rel
@@ -137,6 +167,24 @@ def _apply_target(insn: Instruction, rel: int, index: int) -> tuple[int, int]:
         raise AssemblerError(f"jump offset {rel} to {insn.target!r} out of 16-bit range (use gotol)",
                              index=index, source=insn.source)
     return rel, insn.imm
+
+
+def _check_raw_jump(insn: Instruction, i: int, slot_of: list[int], starts: set[int]) -> None:
+    code = insn.opcode & 0xF0
+    if code == op.EXIT or (code == op.CALL and insn.src != op.PSEUDO_CALL):
+        return
+    if code == op.CALL or (insn.opcode & 0x07 == op.JMP32 and code == op.JA):
+        rel = insn.imm
+    else:
+        rel = insn.off
+    total = slot_of[-1]
+    dest = slot_of[i] + 1 + rel
+    if dest < 0 or dest > total:
+        raise AssemblerError(f"jump out of range from insn {slot_of[i]} to {dest}", index=i,
+                             source=insn.source)
+    if dest < total and dest not in starts:
+        raise AssemblerError(f"jump from insn {slot_of[i]} into the middle of ld_imm64 at {dest - 1}",
+                             index=i, source=insn.source)
 
 
 def decode(code: bytes | bytearray | memoryview) -> list[Instruction]:

@@ -101,7 +101,7 @@ class Assembly:
     maps: list[str] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return encode(self.insns, self.labels)
+        return encode(_resolve(self.insns, self.labels))
 
     def resolved(self) -> list[Instruction]:
         """Instructions with every label turned into a numeric offset."""
@@ -128,11 +128,14 @@ def _imm32(text: str, what: str = "immediate") -> int:
     return value - 0x100000000 if value > 0x7FFFFFFF else value
 
 
+_REGS = {str(i): i for i in range(op.MAX_REG + 1)}
+
+
 def _reg(num: str) -> int:
-    value = int(num)
-    if value > op.MAX_REG:
-        raise _Line(f"invalid register r{num}: eBPF has r0..r10")
-    return value
+    try:
+        return _REGS[num]
+    except KeyError:
+        raise _Line(f"invalid register r{num}: eBPF has r0..r10") from None
 
 
 def _mem_off(sign: str | None, num: str | None) -> int:
@@ -292,6 +295,15 @@ class _Parser:
         self.calls: list[tuple[int, str, int, str]] = []  # (index, name, lineno, line)
 
     def line(self, text: str) -> Instruction | None:
+        first = text[0]
+        if first == "r" or first == "w":
+            m = _ASSIGN.match(text)
+            if m:
+                kind, dst, sym, rhs = m.groups()
+                dst = _reg(dst)
+                if sym != "=":
+                    return _alu(kind, dst, sym, rhs)
+                return _assign(kind, dst, rhs, self)
         if text.startswith("if"):
             m = _COND.match(text)
             if not m:
@@ -320,13 +332,6 @@ class _Parser:
             return Instruction(code, 0, 0, _off16(rel), 0, target=label)
         if text.startswith("call"):
             return self.call(text[4:].strip())
-        m = _ASSIGN.match(text)
-        if m:
-            kind, dst, sym, rhs = m.groups()
-            dst = _reg(dst)
-            if sym != "=":
-                return _alu(kind, dst, sym, rhs)
-            return _assign(kind, dst, rhs, self)
         if text.startswith("*("):
             m = _STORE.match(text)
             if not m:
@@ -411,7 +416,7 @@ def parse(text: str, *, name: str = "<text>") -> Assembly:
     label_lines: dict[str, int] = {}
     for lineno, raw in enumerate(text.splitlines(), 1):
         line, code = _strip(raw)
-        while line:
+        while ":" in line:
             m = _LABEL.match(line)
             if not m or line.startswith(("r", "w")) and _ASSIGN.match(line):
                 break
@@ -436,7 +441,7 @@ def parse(text: str, *, name: str = "<text>") -> Assembly:
             raise AssemblerError(f"opcode ({code:02x}) in the log prefix does not match the "
                                  f"instruction ({insn.opcode:02x}) in {raw.strip()!r}",
                                  index=len(insns), source=f"{name}:{lineno}")
-        insn.source = f"{name}:{lineno}"
+        insn.source = (name, lineno)  # formatted "name:line" by Instruction.source when read
         insns.append(insn)
     for index, callee, lineno, raw in p.calls:
         if callee in labels:

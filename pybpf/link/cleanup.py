@@ -132,7 +132,17 @@ def install_signal_handlers() -> bool:
         return True
 
 
+_atexit_registered = False
+
+
 def _ensure_installed() -> None:
+    global _atexit_registered
+    if not _atexit_registered:
+        # Registered on the first attachment, i.e. after weakref.finalize registered its own
+        # exit hook (every FD has a finalizer): atexit runs hooks last-in first-out, so ours
+        # runs while finalizers (which close the fds our undo steps close) still work.
+        atexit.register(release_all)
+        _atexit_registered = True
     if not _installed:
         install_signal_handlers()
 
@@ -146,7 +156,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(release_all)
 
 
 def sweep_stale_probe_events() -> list[str]:

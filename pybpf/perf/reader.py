@@ -23,7 +23,7 @@ import select
 import struct
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from pybpf.ringbuf.reader import _fd_of, _map_info, make_decoder
 from pybpf.syscall import FD, BadFD, BPFError, Cmd, InvalidArgument, bpf
@@ -40,12 +40,12 @@ _LOST = struct.Struct("<QQ")
 _SAMPLE, _LOST_T = int(_perf.RecordType.SAMPLE), int(_perf.RecordType.LOST)
 
 
-@dataclass(frozen=True, slots=True)
-class Sample:
+class Sample(NamedTuple):
     """One record from ``bpf_perf_event_output``: the CPU and the (decoded) data.
 
     The kernel pads raw data so that ``u32 size`` + data is 8-byte aligned, so
-    ``data`` may be up to 7 bytes longer than what the program wrote.
+    ``data`` may be up to 7 bytes longer than what the program wrote. A named
+    tuple, not a dataclass: it is built once per record on the hot path.
     """
 
     cpu: int
@@ -58,6 +58,9 @@ class LostRecords:
 
     cpu: int
     count: int
+
+
+_new_sample = tuple.__new__
 
 
 def online_cpus() -> list[int]:
@@ -167,10 +170,11 @@ class PerfReader:
         tail = meta[_TAIL]
         base, size, mask, cpu = ring.data_off, ring.size, ring.mask, ring.cpu
         n = 0
+        hdr_unpack, u32_unpack, sample = _HDR.unpack_from, _U32.unpack_from, _new_sample
         while tail < head and n < limit:
             off = tail & mask
             if off + 8 <= size:
-                rtype, _misc, rsize = _HDR.unpack_from(mm, base + off)
+                rtype, _misc, rsize = hdr_unpack(mm, base + off)
             else:
                 rtype, _misc, rsize = _HDR.unpack(self._wrapped(ring, off, 8))
             if rsize < 8:
@@ -178,9 +182,9 @@ class PerfReader:
             if off + rsize <= size:
                 start = base + off + 8
                 if rtype == _SAMPLE:
-                    length = _U32.unpack_from(mm, start)[0]
+                    length = u32_unpack(mm, start)[0]
                     raw = mm[start + 4:start + 4 + length]
-                    out(Sample(cpu, decode(raw) if decode else raw))
+                    out(sample(Sample, (cpu, decode(raw) if decode else raw)))
                     n += 1
                 elif rtype == _LOST_T:
                     self._lost(cpu, _LOST.unpack_from(mm, start)[1])

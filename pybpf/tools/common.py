@@ -7,7 +7,6 @@ per event (one per line), which is what scripts and tests read.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -98,6 +97,7 @@ class Output:
 
     def event(self, row: dict) -> None:
         if self.as_json:
+            import json  # only JSON mode pays for it
             print(json.dumps(row), flush=True)
         else:
             fmt = " ".join(f for _, f in self.columns)

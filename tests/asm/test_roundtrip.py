@@ -9,19 +9,19 @@ from pybpf.asm.text import assemble
 from asm_strategies import instructions, programs
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(instructions())
 def test_strategy_generates_valid_instructions(insn):
     assert validate(insn) is None, insn
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(programs())
 def test_decode_encode(prog):
     assert decode(encode(prog)) == prog
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(programs())
 def test_assemble_disassemble(prog):
     code = encode(prog)
@@ -29,7 +29,7 @@ def test_assemble_disassemble(prog):
     assert encode(assemble(text)) == code, text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(programs())
 def test_assemble_listing(prog):
     """The verifier-log layout (``N: (xx) text``) reads back too."""

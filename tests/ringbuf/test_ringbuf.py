@@ -112,3 +112,17 @@ def test_ringbuf_closed_reader_raises(setup):
     reader.close()
     with pytest.raises(OSError, match="closed"):
         reader.read_batch()
+
+
+def test_ringbuf_bulk_path_falls_back_on_discarded_records(setup):
+    counter, rb = setup
+    produce(counter, rb, 30, discard_odd=True)
+    with RingBuffer(rb, record_type=struct.Struct("<QII")) as reader:
+        got = reader.read_batch()
+        assert [seq for seq, _cpu, _tgid in got] == list(range(0, 30, 2))
+        assert reader.discarded == 15
+    produce(counter, rb, 1000)  # a clean span: decoded in bulk
+    with RingBuffer(rb, record_type=(Event, "<QII")) as reader:
+        got = reader.read_batch(max_records=400) + reader.read_batch()
+        assert [e.seq for e in got] == list(range(30, 1030))
+        assert all(isinstance(e, Event) and e.tgid == os.getpid() for e in got)

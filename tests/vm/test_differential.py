@@ -24,7 +24,7 @@ def check(prog_type, program, packet):
     assert (v.retval, v.data_out) == (k.retval, k.data_out)
 
 
-SETTINGS = settings(max_examples=60, derandomize=True, deadline=None,
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("VM_DIFF_EXAMPLES", 60)), derandomize=True, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

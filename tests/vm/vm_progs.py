@@ -107,7 +107,9 @@ def programs(draw, prog_type: str):
             draw(st.integers(-(1 << 31), (1 << 31) - 1)))
 
 
-packets = st.binary(min_size=14, max_size=120)
+# Mostly long enough for the WINDOW bounds check; sometimes short (the other path).
+packets = st.one_of(st.binary(min_size=WINDOW, max_size=120), st.binary(min_size=WINDOW, max_size=80),
+                    st.binary(min_size=14, max_size=WINDOW - 1))
 
 
 def build(prog_type: str, program) -> Builder:
@@ -124,13 +126,17 @@ def build(prog_type: str, program) -> Builder:
         b.mov(R[1], r7)
         b.add(R[1], WINDOW)
         b.jgt(R[1], r8, "short")
-    for r, kind, *args in starts:
+    # LD_ABS/LD_IND clobber r1-r5: park their results on the stack, then load registers.
+    for i, (r, kind, *args) in enumerate(starts):
+        if kind == "abs":
+            size, off = args
+            b.ld_abs(size, off)  # into r0; out of bounds ends the program with 0
+            b.stx(R[10], -64 - 8 * i, R[0], 8)
+    for i, (r, kind, *args) in enumerate(starts):
         if kind == "imm":
             b.ld_imm64(R[r], args[0])
         elif kind == "abs":
-            size, off = args
-            b.ld_abs(size, off)  # into r0; out of bounds ends the program with 0
-            b.mov(R[r], R[0])
+            b.ldx(R[r], R[10], -64 - 8 * i, 8)
         else:
             size, off = args
             getattr(b, kind)(R[r], r7, off, size)
@@ -171,6 +177,17 @@ def build(prog_type: str, program) -> Builder:
     for name, at in labels:
         if at == len(body):
             b.label(name)
+    # Make every register observable: into the packet, or folded into r0 for socket filters.
+    if sf:
+        for r in SCALARS[1:]:
+            b.mul(R[0], 0x9E37_79B1)
+            b.xor(R[0], R[r])
+        b.mov(R[1], R[0])
+        b.rsh(R[1], 32)
+        b.xor(R[0], R[1])
+    else:
+        for i, r in enumerate(SCALARS):
+            b.stx(r7, 8 * i, R[r], 8)
     b.exit()
     if not sf:
         b.label("short")

@@ -1,0 +1,140 @@
+"""verify(): run the simulator on a program and report the kernel's verdict and reason."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pybpf.asm import opcodes as op
+from pybpf.asm.instruction import Instruction, decode
+
+from .cfg import build, check_cfg, check_subprogs, live_regs
+from .context import prog_type_number
+from .errors import Reject
+from .walk import Env
+
+__all__ = ["verify", "VerifierResult"]
+
+
+@dataclass(frozen=True)
+class VerifierResult:
+    """The simulator's verdict.
+
+    ``error`` is the kernel's reason (its last line is what the kernel's log
+    ends with); ``insn`` the kernel's (slot) index of the rejected instruction;
+    ``source_line`` the Python line that emitted it, when the assembler knew.
+    """
+    ok: bool
+    error: str | None = None
+    insn: int | None = None
+    source_line: str | None = None
+    log: str = ""
+    processed_insns: int = 0
+    total_states: int = 0
+    errno: int = 0
+    seconds: float = field(default=0.0, compare=False)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _instructions(program) -> list[Instruction]:
+    if isinstance(program, (bytes, bytearray, memoryview)):
+        return decode(program)
+    for attr in ("insns", "instructions"):
+        if hasattr(program, attr):
+            return list(getattr(program, attr))
+    return list(program)
+
+
+def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
+           expected_attach_type: int | None = None, log_level: int = 0) -> VerifierResult:
+    """Simulate the kernel verifier (Linux 6.18, privileged loader) on ``program``.
+
+    ``program``: Instructions (or an object with ``.insns``/``.instructions``)
+    or raw bytecode. Map-loading ``ld_imm64`` instructions take their map
+    from ``Instruction.map``; otherwise from ``maps``, a dict keyed by the
+    *logical* index of the ld_imm64 (its position among the decoded
+    instructions) or a list in order of the map-loading ld_imm64s. A map
+    spec is any object with ``type``, ``key_size``, ``value_size``,
+    ``max_entries`` and ``flags``.
+    """
+    t0 = time.perf_counter()
+    insns = _instructions(program)
+    ptype = prog_type_number(prog_type)
+    attach = expected_attach_type or 0
+    prog = build(insns)
+    map_order = [i for i, ins in enumerate(insns)
+                 if ins.opcode == op.LD_IMM64 and ins.src in (1, 2, 5, 6)]
+
+    def maps_for(slot: int, ins):
+        if ins.map is not None:
+            return ins.map
+        logical = prog.logical[slot]
+        m = None
+        if isinstance(maps, dict):
+            m = maps.get(logical)
+        elif maps is not None:
+            k = map_order.index(logical)
+            m = maps[k] if k < len(maps) else None
+        if m is None:
+            raise Reject(f"fd {ins.imm & 0xFFFFFFFF} is not pointing to valid bpf_map", slot, errno=9)
+        return m
+
+    env = Env(prog, ptype, attach, maps_for, log_level)
+    error = None
+    insn = None
+    errno = 0
+    try:
+        if not insns:
+            raise Reject("BPF program is empty (no instructions)", 0, errno=22)
+        for slot, ins in enumerate(prog.insns):
+            if ins is not None and ins.opcode == op.LD_IMM64 and ins.src in (1, 2, 5, 6):
+                maps_for(slot, ins)
+        check_subprogs(prog)
+        check_cfg(prog)
+        live_regs(prog)
+        env.run()
+        _check_stack_depth(env, prog)
+    except Reject as r:
+        error, insn, errno = r.message, r.insn, r.errno
+    except RecursionError:
+        error, errno = "pybpf: program too deep for the simulator", 7
+    source = None
+    if insn is not None and 0 <= insn < len(prog.insns):
+        ins = prog.insns[insn] or prog.insns[insn - 1]
+        source = getattr(ins, "source", None)
+    lines = list(env.log)
+    if error:
+        lines.append(error)
+    lines.append(f"processed {env.insn_processed} insns (limit 1000000) max_states_per_insn 0 "
+                 f"total_states {env.total_states} peak_states {env.peak_states} mark_read 0")
+    return VerifierResult(ok=error is None, error=error, insn=insn, source_line=source,
+                          log="\n".join(lines) + "\n" if log_level else "",
+                          processed_insns=env.insn_processed, total_states=env.total_states,
+                          errno=errno, seconds=time.perf_counter() - t0)
+
+
+def _check_stack_depth(env, prog) -> None:
+    """check_max_stack_depth(): frames along any call chain share 512 bytes."""
+    calls: dict[int, set[int]] = {}
+    starts = prog.subprogs
+    for i, ins in enumerate(prog.insns):
+        if ins is not None and ins.opcode == op.CALL_OP and ins.src == op.PSEUDO_CALL:
+            caller = max(k for k, s in enumerate(starts) if s <= i)
+            calls.setdefault(caller, set()).add(starts.index(i + ins.imm + 1))
+
+    def depth(sp: int, seen: tuple) -> tuple[int, int]:
+        own = (env.stack_depth.get(sp, 0) + 15) // 16 * 16
+        best, frames = 0, 1
+        for c in calls.get(sp, ()):
+            if c in seen:
+                continue
+            d, fr = depth(c, seen + (c,))
+            if d > best:
+                best, frames = d, fr + 1
+        return own + best, frames
+
+    total, frames = depth(0, (0,))
+    if total > 512:
+        raise Reject(f"combined stack size of {frames} calls is {total}. Too large", errno=13)

@@ -1,0 +1,219 @@
+"""Conditional jumps: branch prediction, bounds refinement, null checks, packet ranges.
+
+check_cond_jmp_op() and its helpers (is_branch_taken(), reg_set_min_max(),
+mark_ptr_or_null_regs(), try_match_pkt_pointers(), sync_linked_regs()).
+"""
+
+from __future__ import annotations
+
+from . import scalar as sc
+from .errors import Reject
+from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, JSLE, JSET, K, X
+from .state import (MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
+                    NOT_INIT, Reg)
+
+__all__ = ["check_cond_jmp"]
+
+BEYOND_PKT_END, AT_PKT_END = -1, -2
+MAX_PACKET_OFF = 0xFFFF
+
+
+def _read(env, regno: int) -> Reg:
+    if regno > 10:
+        raise Reject(f"R{regno} is invalid", errno=22)
+    r = env.state.regs[regno]
+    if r.type == NOT_INIT:
+        raise Reject(f"R{regno} !read_ok")
+    return r
+
+
+def _not_null(r: Reg) -> bool:
+    return r.type != SCALAR and not r.type & MAYBE_NULL
+
+
+def _pkt_any(r: Reg) -> bool:
+    return r.type in (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+
+
+def _pkt_branch_taken(dst: Reg, src: Reg, op: int) -> int:
+    if src.type == PTR_TO_PACKET_END:
+        pkt = dst
+    elif dst.type == PTR_TO_PACKET_END:
+        pkt = src
+        op = sc.flip_opcode(op)
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if op in (JLE, JGT):
+        if pkt.range == BEYOND_PKT_END:
+            return int(op == JGT)
+    elif op in (JLT, JGE):
+        if pkt.range in (BEYOND_PKT_END, AT_PKT_END):
+            return int(op == JGE)
+    return -1
+
+
+def is_branch_taken(r1: Reg, r2: Reg, op: int, is32: bool) -> int:
+    if _pkt_any(r1) and _pkt_any(r2) and not is32:
+        return _pkt_branch_taken(r1, r2, op)
+    if r1.type != SCALAR or r2.type != SCALAR:
+        if not (r2.type == SCALAR and sc.is_const(r2, is32)):
+            op = sc.flip_opcode(op)
+            r1, r2 = r2, r1
+        if not (r2.type == SCALAR and sc.is_const(r2, is32)):
+            return -1
+        if not _not_null(r1):
+            return -1
+        if sc.const_value(r2, is32) != 0:
+            return -1
+        return {JEQ: 0, JNE: 1}.get(op, -1)
+    return sc.branch_taken(r1, r2, op, is32)
+
+
+def _mark_ptr_or_null(state, regno: int, is_null: bool) -> None:
+    regs = state.regs
+    rid = regs[regno].id
+    ref_obj_id = regs[regno].ref_obj_id
+    if ref_obj_id and ref_obj_id == rid and is_null:
+        state.refs = [r for r in state.refs if r[0] != rid]
+    for r in state.all_regs():
+        if r.type & MAYBE_NULL and r.id == rid:
+            if is_null:
+                r.set_const(0)
+            else:
+                r.type &= ~MAYBE_NULL
+                if not r.ref_obj_id:
+                    r.id = 0
+
+
+def _find_good_pkt(state, dst: Reg, ptype: int, right_open: bool) -> None:
+    if dst.off < 0 or (dst.off == 0 and right_open):
+        return
+    if dst.umax > MAX_PACKET_OFF or dst.umax + dst.off > MAX_PACKET_OFF:
+        return
+    new_range = dst.off + (1 if right_open else 0)
+    did = dst.id
+    for r in state.all_regs():
+        if r.type == ptype and r.id == did:
+            r.range = max(r.range, new_range)
+
+
+def _mark_pkt_end(state, regno: int, range_open: bool) -> None:
+    r = state.regs[regno]
+    if r.type != PTR_TO_PACKET:
+        return
+    r.range = BEYOND_PKT_END if range_open else AT_PKT_END
+
+
+def _init_pkt(r: Reg, t: int) -> bool:
+    return r.type == t and r.off == 0 and not r.var_off.mask and r.var_off.value == 0
+
+
+def _match_pkt(ins, dst: Reg, src: Reg, this, other) -> bool:
+    """try_match_pkt_pointers(): ``this`` continues at fall-through, ``other`` at the target."""
+    if ins.opcode & 7 != 5 or not ins.opcode & X:  # only 64-bit register compares
+        return False
+    op = ins.opcode & 0xF0
+    a = (dst.type == PTR_TO_PACKET and src.type == PTR_TO_PACKET_END) or \
+        (dst.type == PTR_TO_PACKET_META and _init_pkt(src, PTR_TO_PACKET))
+    b = (dst.type == PTR_TO_PACKET_END and src.type == PTR_TO_PACKET) or \
+        (_init_pkt(dst, PTR_TO_PACKET) and src.type == PTR_TO_PACKET_META)
+    if not (a or b) or op not in (JGT, JLT, JGE, JLE):
+        return False
+    d, s = ins.dst, ins.src
+    if op == JGT:
+        if a:
+            _find_good_pkt(this, dst, dst.type, False)
+            _mark_pkt_end(other, d, True)
+        else:
+            _find_good_pkt(other, src, src.type, True)
+            _mark_pkt_end(this, s, False)
+    elif op == JLT:
+        if a:
+            _find_good_pkt(other, dst, dst.type, True)
+            _mark_pkt_end(this, d, False)
+        else:
+            _find_good_pkt(this, src, src.type, False)
+            _mark_pkt_end(other, s, True)
+    elif op == JGE:
+        if a:
+            _find_good_pkt(this, dst, dst.type, True)
+            _mark_pkt_end(other, d, False)
+        else:
+            _find_good_pkt(other, src, src.type, False)
+            _mark_pkt_end(this, s, True)
+    elif op == JLE:
+        if a:
+            _find_good_pkt(other, dst, dst.type, False)
+            _mark_pkt_end(this, d, True)
+        else:
+            _find_good_pkt(this, src, src.type, True)
+            _mark_pkt_end(other, s, False)
+    return True
+
+
+def _sync_linked(state, known: Reg) -> None:
+    """sync_linked_regs(): copies of a scalar (same id) learn what the branch taught it."""
+    kid = known.id
+    for r in state.all_regs():
+        if r is not known and r.type == SCALAR and r.id == kid:
+            for f in ("var_off", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min", "u32max"):
+                setattr(r, f, getattr(known, f))
+
+
+def check_cond_jmp(env, ins, idx: int) -> int | None:
+    """Returns the next insn for the current path; may push the other branch.
+
+    Returns None when the current path continues at fall-through.
+    """
+    code = ins.opcode
+    op = code & 0xF0
+    is32 = (code & 7) == 6
+    if op > 0xD0:
+        raise Reject(f"invalid BPF_JMP/JMP32 opcode {op:x}", errno=22)
+    st = env.state
+    if code & X:
+        if ins.imm:
+            raise Reject("BPF_JMP/JMP32 uses reserved fields", errno=22)
+        _read(env, ins.src)
+    elif ins.src:
+        raise Reject("BPF_JMP/JMP32 uses reserved fields", errno=22)
+    dst = _read(env, ins.dst)
+    src = st.regs[ins.src] if code & X else Reg.scalar_const(ins.imm)
+    pred = is_branch_taken(dst, src, op, is32)
+    target = idx + ins.off + 1
+    if pred == 1:
+        return target
+    if pred == 0:
+        return idx + 1
+    other = env.push_state(target, idx)
+    oregs = other.regs
+    regs = st.regs
+    if dst.type == SCALAR and src.type == SCALAR:
+        if code & X:
+            t1, t2 = oregs[ins.dst], oregs[ins.src]
+            f1, f2 = regs[ins.dst], regs[ins.src]
+        else:
+            t1, t2 = oregs[ins.dst], src.copy()
+            f1, f2 = regs[ins.dst], src.copy()
+        sc.refine_cond(f1, f2, sc.rev_opcode(op), is32)
+        sc.bounds_sync(f1)
+        sc.bounds_sync(f2)
+        sc.refine_cond(t1, t2, op, is32)
+        sc.bounds_sync(t1)
+        sc.bounds_sync(t2)
+        if code & X and src.id:
+            _sync_linked(st, regs[ins.src])
+            _sync_linked(other, oregs[ins.src])
+        if dst.id:
+            _sync_linked(st, regs[ins.dst])
+            _sync_linked(other, oregs[ins.dst])
+        env.check_dead(other)
+    if (not is32 and not code & X and ins.imm == 0 and op in (JEQ, JNE)
+            and dst.type & MAYBE_NULL):
+        _mark_ptr_or_null(st, ins.dst, op == JEQ and False or op == JNE)
+        _mark_ptr_or_null(other, ins.dst, op == JEQ)
+    elif code & X:
+        _match_pkt(ins, regs[ins.dst], regs[ins.src], st, other)
+    return None

@@ -1,0 +1,407 @@
+"""Calls: helper prototypes and arguments, reference tracking, bpf-to-bpf calls and exits.
+
+check_helper_call(), check_func_arg(), check_func_call(), prepare_func_exit()
+and check_return_code() from kernel/bpf/verifier.c.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import scalar as sc
+from .errors import Reject
+from .helper_names import ALLOWED, MAX_FUNC_ID
+from .helpers_proto import (ACQUIRE, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
+                            MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_PROG_ARRAY, MAP_TYPE_QUEUE,
+                            MAP_TYPE_RINGBUF, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE, PROTOS,
+                            RET_BOUNDED_BY_SIZE, helper_name)
+from .mem import (MAX_VAR_OFF, _check_ptr_off, check_mem_access, check_mem_region,
+                  check_packet_access, stack_range_initialized)
+from .state import (CONST_PTR_TO_MAP, MAX_CALL_FRAMES, MAYBE_NULL, MEM_RDONLY, MEM_RINGBUF,
+                    NOT_INIT, PTR_TO_BUF, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+                    PTR_TO_MEM, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
+                    PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
+                    STACK_INVALID, STACK_SPILL, STACK_ZERO, Frame, Reg, type_str)
+
+__all__ = ["check_helper_call", "check_subprog_call", "check_exit", "nr_cpu_ids"]
+
+_MEM_TYPES = (PTR_TO_STACK, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
+              PTR_TO_MEM, PTR_TO_MEM | MEM_RINGBUF, PTR_TO_BUF)
+_MEM_NAMES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
+_KEY_NAMES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf"
+_SOCK_TYPES = (PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
+_PKT_READ_TYPES = {3, 4, 6, 8, 10, 11, 12, 14, 16, 19, 22}
+
+
+def nr_cpu_ids() -> int:
+    """The kernel's nr_cpu_ids (possible CPUs): bounds bpf_get_smp_processor_id()."""
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+        return int(text.split(",")[-1].split("-")[-1]) + 1
+    except (OSError, ValueError):
+        return os.cpu_count() or 1
+
+
+def _type_err(regno: int, reg: Reg, expected: str) -> Reject:
+    return Reject(f"R{regno} type={type_str(reg.type)} expected={expected}")
+
+
+class _Meta:
+    __slots__ = ("map", "mem_size", "raw_regno", "raw_size", "release_regno", "ref_obj_id",
+                 "msize_max", "const_key")
+
+    def __init__(self):
+        self.map = None
+        self.mem_size = 0
+        self.raw_regno = -1
+        self.raw_size = 0
+        self.release_regno = 0
+        self.ref_obj_id = 0
+        self.msize_max = 0
+        self.const_key = -1
+
+
+def _is_null(r: Reg) -> bool:
+    return r.type == SCALAR and not r.var_off.mask and r.var_off.value == 0
+
+
+def _helper_mem(env, regno: int, size: int, write: bool, zero_ok: bool, meta: _Meta | None) -> None:
+    """check_helper_mem_access()."""
+    reg = env.state.regs[regno]
+    b = reg.type & 0xFF
+    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        check_packet_access(env, reg, regno, reg.off, size, zero_ok)
+    elif reg.type == PTR_TO_MAP_KEY:
+        if write:
+            raise Reject(f"R{regno} cannot write into {type_str(reg.type)}")
+        check_mem_region(env, reg, regno, reg.off, size, reg.map.key_size)
+    elif reg.type == PTR_TO_MAP_VALUE:
+        check_mem_region(env, reg, regno, reg.off, size, reg.map.value_size, zero_ok)
+    elif b == PTR_TO_MEM and not reg.type & MAYBE_NULL:
+        if reg.type & MEM_RDONLY and write:
+            raise Reject(f"R{regno} cannot write into {type_str(reg.type)}")
+        check_mem_region(env, reg, regno, reg.off, size, reg.mem_size, zero_ok)
+    elif reg.type == PTR_TO_STACK:
+        if meta is not None and meta.raw_regno == regno and not reg.var_off.mask:
+            stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, False)
+            meta.raw_size = size
+            return
+        stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, write)
+    else:
+        if zero_ok and size == 0 and _is_null(reg):
+            return
+        raise Reject(f"R{regno} type={type_str(reg.type)} expected=fp")
+
+
+def _size_arg(env, regno: int, zero_ok: bool, write: bool, meta: _Meta) -> None:
+    """check_mem_size_reg()."""
+    reg = env.state.regs[regno]
+    meta.msize_max = reg.umax
+    raw = meta.raw_regno == regno - 1 and not reg.var_off.mask
+    if reg.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+    if reg.umin == 0 and not zero_ok:
+        raise Reject(f"R{regno} invalid zero-sized read: u64=[{reg.umin},{reg.umax}]")
+    if reg.umax >= MAX_VAR_OFF:
+        raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or 'if (var < const)'")
+    if not raw:
+        meta.raw_regno = -1 if meta.raw_regno == regno - 1 else meta.raw_regno
+    _helper_mem(env, regno - 1, reg.umax, write, zero_ok, meta if raw else None)
+
+
+def _const_map_key(env, reg: Reg, key_size: int) -> int:
+    """get_constant_map_key(): the key's value when it is a known constant on the stack."""
+    if reg.type != PTR_TO_STACK or reg.var_off.mask:
+        return -1
+    stack_off = reg.off + sc.s64(reg.var_off.value)
+    slot = -stack_off - 1
+    spi, off = slot // 8, slot % 8
+    frame = env.state.frames[reg.frameno]
+    s = frame.stack.get(spi)
+    types = s.types if s is not None else STACK_INVALID * 8
+    zero = 0
+    i = off
+    while i >= 0 and types[i] == STACK_ZERO:
+        zero += 1
+        i -= 1
+    if zero >= key_size:
+        return 0
+    if s is None or s.reg is None or types[7] != STACK_SPILL or s.reg.type != SCALAR:
+        return -1
+    spill = 0
+    i = off
+    while i >= 0 and types[i] == STACK_SPILL:
+        spill += 1
+        i -= 1
+    if spill != key_size or s.reg.var_off.mask:
+        return -1
+    return s.reg.var_off.value
+
+
+def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
+    regno = i + 1
+    regs = env.state.regs
+    reg = regs[regno]
+    if reg.type == NOT_INIT:
+        raise Reject(f"R{regno} !read_ok")
+    if kind == "any":
+        return
+    if kind == "map":
+        if reg.type != CONST_PTR_TO_MAP:
+            raise _type_err(regno, reg, "map_ptr")
+        meta.map = reg.map
+        return
+    if kind in ("size", "size0"):
+        if reg.type != SCALAR:
+            raise _type_err(regno, reg, "scalar")
+        prev = proto.args[i - 1]
+        _size_arg(env, regno, kind == "size0", prev == "umem", meta)
+        return
+    if kind == "alloc0":
+        if reg.type != SCALAR:
+            raise _type_err(regno, reg, "scalar")
+        if reg.var_off.mask:
+            raise Reject(f"R{regno} is not a known constant'")
+        meta.mem_size = reg.var_off.value
+        return
+    if kind == "ctx":
+        if reg.type != PTR_TO_CTX:
+            raise _type_err(regno, reg, "ctx")
+        _check_ptr_off(reg, regno)
+        return
+    if kind == "sk_rel":
+        if reg.type not in _SOCK_TYPES:
+            raise _type_err(regno, reg, "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
+        _release_arg(env, regno, reg, meta)
+        return
+    if kind == "rb_rel":
+        if reg.type != PTR_TO_MEM | MEM_RINGBUF:
+            raise _type_err(regno, reg, "ringbuf_mem")
+        _release_arg(env, regno, reg, meta)
+        return
+    if kind == "sockc":
+        if reg.type not in _SOCK_TYPES:
+            raise _type_err(regno, reg, "sock_common, sock, tcp_sock, xdp_sock")
+        return
+    # memory-like arguments
+    if kind == "mem?" and _is_null(reg):
+        return
+    t = reg.type
+    if kind in ("mem", "mem?"):
+        t &= ~MEM_RDONLY
+    if t not in _MEM_TYPES:
+        raise _type_err(regno, reg, _KEY_NAMES if kind in ("key", "value", "uvalue") else _MEM_NAMES)
+    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and env.prog_type not in _PKT_READ_TYPES:
+        raise Reject("helper access to the packet is not allowed")
+    if reg.ref_obj_id:
+        meta.ref_obj_id = reg.ref_obj_id
+    if kind == "key":
+        if meta.map is None:
+            raise Reject("invalid map_ptr to access map->key")
+        _helper_mem(env, regno, meta.map.key_size, False, False, None)
+        if meta.map.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY):
+            meta.const_key = _const_map_key(env, reg, meta.map.key_size)
+    elif kind in ("value", "uvalue"):
+        if meta.map is None:
+            raise Reject("invalid map_ptr to access map->value")
+        if kind == "uvalue":
+            meta.raw_regno = regno
+        _helper_mem(env, regno, meta.map.value_size, kind == "uvalue", False,
+                    meta if kind == "uvalue" else None)
+    elif kind == "umem":
+        meta.raw_regno = regno
+
+
+def _release_arg(env, regno: int, reg: Reg, meta: _Meta) -> None:
+    if not reg.ref_obj_id:
+        raise Reject(f"R{regno} must be referenced when passed to release function")
+    if reg.off:
+        raise Reject(f"R{regno} must have zero offset when passed to release func or trusted arg to kfunc")
+    _check_ptr_off(reg, regno)
+    meta.release_regno = regno
+    meta.ref_obj_id = reg.ref_obj_id
+
+
+def release_reference(env, ref_id: int) -> None:
+    st = env.state
+    st.refs = [r for r in st.refs if r[0] != ref_id]
+    for r in st.all_regs():
+        if r.ref_obj_id == ref_id:
+            r.set_unknown()
+
+
+def _map_compat(env, m, func_id: int) -> None:
+    if m is None:
+        return
+    mt = m.type
+    ok = True
+    if mt == MAP_TYPE_RINGBUF:
+        ok = func_id in (130, 131, 134, 1)
+        ok = func_id in (130, 131, 134)
+    elif mt == MAP_TYPE_PROG_ARRAY:
+        ok = func_id == 12
+    elif mt == MAP_TYPE_PERF_EVENT_ARRAY:
+        ok = func_id in (22, 25, 55, 171)
+    elif mt == MAP_TYPE_STACK_TRACE:
+        ok = func_id == 27
+    elif mt in (MAP_TYPE_QUEUE, MAP_TYPE_STACK):
+        ok = func_id in (87, 88, 89, 195)
+    if ok:
+        need = {130: (MAP_TYPE_RINGBUF,), 131: (MAP_TYPE_RINGBUF,), 134: (MAP_TYPE_RINGBUF,),
+                12: (MAP_TYPE_PROG_ARRAY,), 22: (MAP_TYPE_PERF_EVENT_ARRAY,),
+                25: (MAP_TYPE_PERF_EVENT_ARRAY,), 27: (MAP_TYPE_STACK_TRACE,),
+                87: (MAP_TYPE_QUEUE, MAP_TYPE_STACK), 88: (MAP_TYPE_QUEUE, MAP_TYPE_STACK),
+                89: (MAP_TYPE_QUEUE, MAP_TYPE_STACK)}.get(func_id)
+        if need is not None and mt not in need:
+            ok = False
+    if not ok:
+        raise Reject(f"cannot pass map_type {mt} into func {helper_name(func_id)}#{func_id}")
+
+
+def check_helper_call(env, ins, idx: int) -> None:
+    func_id = ins.imm
+    if func_id < 0 or func_id >= MAX_FUNC_ID:
+        raise Reject(f"invalid func {helper_name(func_id)}#{func_id}", errno=22)
+    allowed = ALLOWED.get(env.prog_type)
+    if allowed is not None and func_id not in allowed:
+        raise Reject(f"program of this type cannot use helper {helper_name(func_id)}#{func_id}", errno=22)
+    proto = PROTOS.get(func_id)
+    if proto is None:
+        raise Reject(f"pybpf: no prototype for helper {helper_name(func_id)}#{func_id} "
+                     f"(not modelled by the simulator)", errno=95)
+    meta = _Meta()
+    for i, kind in enumerate(proto.args):
+        _check_arg(env, i, kind, meta, proto)
+    st = env.state
+    regs = st.regs
+    if meta.raw_regno >= 0 and meta.raw_size:
+        base = regs[meta.raw_regno]
+        if base.type == PTR_TO_STACK:
+            for k in range(meta.raw_size):
+                check_mem_access(env, meta.raw_regno, k, 1, True, -1)
+    if meta.release_regno:
+        rid = regs[meta.release_regno].ref_obj_id
+        if not any(r[0] == rid for r in st.refs):
+            raise Reject(f"R{meta.release_regno} must be referenced when passed to release function")
+        release_reference(env, rid)
+    if func_id == 12 and st.refs:
+        raise Reject("tail_call would lead to reference leak")
+    _map_compat(env, meta.map, func_id)
+    for r in range(6):
+        regs[r] = Reg()
+    r0 = regs[0]
+    ret = proto.ret
+    if ret == "int":
+        r0.set_unknown()
+        if func_id == 8:
+            r0.umax = nr_cpu_ids() - 1
+            r0.smax = r0.umax
+            r0.u32max = r0.umax
+            r0.s32max = r0.umax
+            r0.umin = r0.smin = r0.u32min = r0.s32min = 0
+            sc.bounds_sync(r0)
+        elif func_id in RET_BOUNDED_BY_SIZE:
+            r0.smax = r0.s32max = sc.s32(meta.msize_max) if meta.msize_max <= sc.S32_MAX else meta.msize_max
+            r0.smin = r0.s32min = -4095
+            sc.bounds_sync(r0)
+    elif ret == "void":
+        pass
+    else:
+        r0.set_const(0)
+        if ret == "map_value?":
+            if meta.map is None:
+                raise Reject("kernel subsystem misconfigured verifier")
+            r0.type = PTR_TO_MAP_VALUE | MAYBE_NULL
+            if func_id == 1 and meta.map.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY) \
+                    and 0 <= meta.const_key < meta.map.max_entries:
+                r0.type = PTR_TO_MAP_VALUE
+            r0.map = meta.map
+        elif ret == "sock?":
+            r0.type = PTR_TO_SOCKET | MAYBE_NULL
+        elif ret == "sock_common?":
+            r0.type = PTR_TO_SOCK_COMMON | MAYBE_NULL
+        elif ret == "tcp_sock?":
+            r0.type = PTR_TO_TCP_SOCK | MAYBE_NULL
+        elif ret == "ringbuf_mem?":
+            r0.type = PTR_TO_MEM | MEM_RINGBUF | MAYBE_NULL
+            r0.mem_size = meta.mem_size
+        if r0.type & MAYBE_NULL:
+            r0.id = env.new_id()
+        if func_id in ACQUIRE:
+            rid = env.new_id()
+            st.refs.append((rid, idx))
+            r0.id = rid
+            r0.ref_obj_id = rid
+
+
+def check_subprog_call(env, ins, idx: int) -> int:
+    """check_func_call() for a static subprogram: push a frame, return the callee's first insn."""
+    st = env.state
+    if len(st.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(st.frames) + 1} frames is too deep", errno=7)
+    target = idx + ins.imm + 1
+    caller = st.cur
+    callee = Frame(len(st.frames), idx, env.prog.subprogs.index(target))
+    for r in range(1, 6):
+        callee.regs[r] = caller.regs[r].copy()
+    for r in range(6):
+        caller.regs[r] = Reg()
+    st.frames.append(callee)
+    return target
+
+
+def check_exit(env, ins, idx: int):
+    """BPF_EXIT: returns the caller's next insn for a subprogram, None at program exit."""
+    if ins.src or ins.dst or ins.imm or ins.off or (ins.opcode & 7) != 5 or ins.opcode & 0x08:
+        raise Reject("BPF_EXIT uses reserved fields", errno=22)
+    st = env.state
+    r0 = st.regs[0]
+    if len(st.frames) > 1:
+        if r0.type == NOT_INIT:
+            raise Reject("R0 !read_ok")
+        if r0.type == PTR_TO_STACK:
+            raise Reject("cannot return stack pointer to the caller", errno=22)
+        if r0.type != SCALAR:
+            raise Reject(f"At subprogram exit the register R0 is not a scalar value ({type_str(r0.type)})",
+                         errno=22)
+        callee = st.frames.pop()
+        st.cur.regs[0] = r0
+        env.note_stack_depth(callee)
+        return callee.callsite + 1
+    if st.refs:
+        lines = [f"Unreleased reference id={rid} alloc_insn={ins_}" for rid, ins_ in st.refs]
+        raise Reject("\n".join(lines), errno=22)
+    if r0.type == NOT_INIT:
+        raise Reject("R0 !read_ok")
+    env.note_stack_depth(st.cur)
+    _check_return_range(env, r0)
+    return None
+
+
+def _check_return_range(env, r0: Reg) -> None:
+    pt = env.prog_type
+    if pt == 8:  # cgroup_skb
+        lo, hi = (0, 3) if env.attach == 1 else (0, 1)
+    elif pt in (9, 13, 15, 23, 25):
+        lo, hi = 0, 1
+    elif pt == 30:
+        lo, hi = 0, 1
+    else:
+        return
+    if r0.type != SCALAR:
+        raise Reject(f"At program exit the register R0 is not a known value ({type_str(r0.type)})",
+                     errno=22)
+    if r0.smin >= lo and r0.smax <= hi:
+        return
+    desc = ""
+    if r0.var_off.mask == 0:
+        desc = f"={sc.s64(r0.var_off.value)}" if False else f" smin={r0.smin} smax={r0.smax}"
+    else:
+        parts = []
+        if r0.smin != sc.S64_MIN:
+            parts.append(f"smin={r0.smin}")
+        if r0.smax != sc.S64_MAX:
+            parts.append(f"smax={r0.smax}")
+        desc = (" " + " ".join(parts)) if parts else " unknown scalar value"
+    raise Reject(f"At program exit the register R0 has{desc} should have been in [{lo}, {hi}]", errno=22)

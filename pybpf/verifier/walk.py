@@ -1,0 +1,484 @@
+"""Path exploration: the main loop, the branch worklist and state pruning.
+
+do_check(), push_stack()/pop_stack() and is_state_visited() from
+kernel/bpf/verifier.c. Paths are explored depth-first, fall-through first,
+the pushed branch later, as the kernel does, so the first error found is the
+kernel's. States are checkpointed at prune points; a path is cut when an
+already fully explored state covers it, and a loop that comes back to an
+identical state is an infinite loop.
+"""
+
+from __future__ import annotations
+
+from pybpf.asm import opcodes as op
+
+from . import scalar as sc
+from . import tnum as tn
+from .alu import check_alu
+from .branch import check_cond_jmp
+from .calls import check_exit, check_helper_call, check_subprog_call
+from .errors import Reject
+from .mem import check_mem_access
+from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+                    PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
+                    PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
+                    STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg, State,
+                    fmt_reg, type_str)
+
+__all__ = ["Env", "INSN_LIMIT"]
+
+INSN_LIMIT = 1_000_000
+JMP_SEQ_LIMIT = 8192
+_MISMATCH_STRICT = {PTR_TO_CTX, PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK}
+
+
+class Env:
+    """One verification run (struct bpf_verifier_env)."""
+
+    def __init__(self, prog, prog_type: int, attach: int, maps_for, log_level: int):
+        self.prog = prog
+        self.prog_type = prog_type
+        self.attach = attach
+        self.maps_for = maps_for  # slot index -> map spec for map-loading ld_imm64
+        self.log_level = log_level
+        self.log: list[str] = []
+        self.id_gen = 0
+        self.insn_processed = 0
+        self.jmps_processed = 0
+        self.prev_insn_processed = 0
+        self.prev_jmps_processed = 0
+        self.total_states = 0
+        self.peak_states = 0
+        self.cur_states = 0
+        self.explored: dict[int, list[State]] = {}
+        self.stack: list[State] = []
+        self.state: State | None = None
+        self.aux_ptr_type: dict[int, int] = {}
+        self.stack_depth: dict[int, int] = {}
+        self.insn_idx = 0
+
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    # -- worklist --
+    def push_state(self, insn_idx: int, prev_idx: int) -> State:
+        st = self.state.copy()
+        st.insn_idx = insn_idx
+        if st.parent is not None:
+            st.parent.branches += 1
+        self.stack.append(st)
+        if len(self.stack) > JMP_SEQ_LIMIT:
+            raise Reject(f"The sequence of {len(self.stack)} jumps is too complex.", errno=7)
+        return st
+
+    def check_dead(self, st: State) -> None:
+        """Reset scalars whose bounds a branch made contradictory (kernel marks them unbounded)."""
+        for r in st.regs:
+            if r.type == SCALAR and not sc.bounds_valid(r):
+                r.set_unknown()
+        for r in self.state.regs:
+            if r.type == SCALAR and not sc.bounds_valid(r):
+                r.set_unknown()
+
+    def note_stack_depth(self, frame: Frame) -> None:
+        d = self.stack_depth.get(frame.subprog, 0)
+        if frame.allocated > d:
+            self.stack_depth[frame.subprog] = frame.allocated
+
+    def verbose(self, text: str) -> None:
+        if self.log_level:
+            self.log.append(text)
+
+    # -- main loop --
+    def run(self) -> None:
+        st = State()
+        f = Frame(0, -1, 0)
+        f.regs[1] = Reg.pointer(PTR_TO_CTX)
+        st.frames.append(f)
+        self.state = st
+        insns = self.prog.insns
+        n = len(insns)
+        prune = self.prog.prune_points
+        if self.log_level >= 2:
+            self.verbose(f"0: {_fmt_regs(st)}")
+        while True:
+            st = self.state
+            idx = st.insn_idx
+            self.insn_idx = idx
+            if idx >= n or insns[idx] is None:
+                raise Reject(f"invalid insn idx {idx} insn_cnt {n}", idx, errno=14)
+            self.insn_processed += 1
+            if self.insn_processed > INSN_LIMIT:
+                raise Reject(f"BPF program is too large. Processed {self.insn_processed} insn", idx, errno=7)
+            if idx in prune:
+                if self._visited(idx):
+                    if self.log_level:
+                        self.verbose(f"{idx}: safe")
+                    if not self._pop():
+                        return
+                    continue
+            ins = insns[idx]
+            if self.log_level >= 2:
+                self.verbose(f"{idx}: {_insn_text(ins)}")
+            try:
+                nxt = self._step(ins, idx)
+            except Reject as r:
+                if r.insn is None:
+                    r.insn = idx
+                raise
+            if nxt is None:
+                if not self._pop():
+                    return
+                continue
+            st.insn_idx = nxt
+
+    def _pop(self) -> bool:
+        """Path done: update branch counts, continue with the latest pushed branch."""
+        self._update_branches(self.state)
+        if not self.stack:
+            return False
+        self.state = self.stack.pop()
+        if self.log_level:
+            self.verbose(f"from ? to {self.state.insn_idx}: {_fmt_regs(self.state)}")
+        return True
+
+    @staticmethod
+    def _update_branches(st: State | None) -> None:
+        while st is not None:
+            st.branches -= 1
+            if st.branches:
+                break
+            st = st.parent
+
+    def _step(self, ins, idx: int):
+        code = ins.opcode
+        cls = code & 7
+        if cls in (op.ALU, op.ALU64):
+            check_alu(self, ins)
+            return idx + 1
+        if cls == op.LDX:
+            mode = code & 0xE0
+            if mode not in (op.MEM, op.MEMSX) or ins.imm:
+                raise Reject("BPF_LDX uses reserved fields", errno=22)
+            src = self._read(ins.src)
+            if ins.dst == 10:
+                raise Reject("frame pointer is read only")
+            if ins.dst > 10:
+                raise Reject(f"R{ins.dst} is invalid", errno=22)
+            t = src.type
+            check_mem_access(self, ins.src, ins.off, op.SIZE_BYTES[code & 0x18], False, ins.dst,
+                             sx=mode == op.MEMSX)
+            self._aux_type(idx, t)
+            return idx + 1
+        if cls == op.STX:
+            mode = code & 0xE0
+            if mode == op.ATOMIC:
+                self._atomic(ins, idx)
+                return idx + 1
+            if mode != op.MEM or ins.imm:
+                raise Reject("BPF_STX uses reserved fields", errno=22)
+            self._read(ins.src)
+            dst = self._read(ins.dst)
+            t = dst.type
+            check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, ins.src)
+            self._aux_type(idx, t)
+            return idx + 1
+        if cls == op.ST:
+            if (code & 0xE0) != op.MEM or ins.src:
+                raise Reject("BPF_ST uses reserved fields", errno=22)
+            dst = self._read(ins.dst)
+            t = dst.type
+            check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, -1, imm=ins.imm)
+            self._aux_type(idx, t)
+            return idx + 1
+        if cls == op.LD:
+            if code == op.LD_IMM64:
+                self._ld_imm64(ins, idx)
+                return idx + 2
+            mode = code & 0xE0
+            if mode in (op.ABS, op.IND):
+                self._ld_abs(ins)
+                return idx + 1
+            raise Reject(f"unknown opcode {code:02x}", errno=22)
+        # JMP / JMP32
+        self.jmps_processed += 1
+        jop = code & 0xF0
+        if jop == op.CALL:
+            if cls == op.JMP32:
+                raise Reject(f"unknown opcode {code:02x}", errno=22)
+            if ins.src == op.PSEUDO_CALL:
+                if ins.off or ins.dst:
+                    raise Reject("BPF_CALL uses reserved fields", errno=22)
+                return check_subprog_call(self, ins, idx)
+            if ins.src == op.PSEUDO_KFUNC_CALL:
+                raise Reject("calling kernel function is not supported without BTF (pybpf: kfuncs not modelled)",
+                             errno=22)
+            if ins.off or ins.dst or ins.src:
+                raise Reject("BPF_CALL uses reserved fields", errno=22)
+            check_helper_call(self, ins, idx)
+            return idx + 1
+        if jop == op.JA:
+            if cls == op.JMP:
+                if ins.imm or ins.src or ins.dst:
+                    raise Reject("BPF_JA uses reserved fields", errno=22)
+                return idx + ins.off + 1
+            if ins.off or ins.src or ins.dst:
+                raise Reject("BPF_JA uses reserved fields", errno=22)
+            return idx + ins.imm + 1
+        if jop == op.EXIT:
+            return check_exit(self, ins, idx)
+        nxt = check_cond_jmp(self, ins, idx)
+        return idx + 1 if nxt is None else nxt
+
+    def _read(self, regno: int) -> Reg:
+        if regno > 10:
+            raise Reject(f"R{regno} is invalid", errno=22)
+        r = self.state.regs[regno]
+        if r.type == NOT_INIT:
+            raise Reject(f"R{regno} !read_ok")
+        return r
+
+    def _aux_type(self, idx: int, t: int) -> None:
+        prev = self.aux_ptr_type.get(idx)
+        if prev is None:
+            self.aux_ptr_type[idx] = t
+        elif prev != t and ((prev & 0xFF) in _MISMATCH_STRICT or (t & 0xFF) in _MISMATCH_STRICT):
+            raise Reject("same insn cannot be used with different pointers", errno=22)
+
+    def _atomic(self, ins, idx: int) -> None:
+        size = op.SIZE_BYTES[ins.opcode & 0x18]
+        imm = ins.imm
+        if imm in (op.LOAD_ACQ, op.STORE_REL):
+            raise Reject("pybpf: load-acquire/store-release not modelled", errno=22)
+        if imm not in (op.ATOMIC_ADD, op.ATOMIC_OR, op.ATOMIC_AND, op.ATOMIC_XOR,
+                       op.ATOMIC_ADD | op.FETCH, op.ATOMIC_OR | op.FETCH, op.ATOMIC_AND | op.FETCH,
+                       op.ATOMIC_XOR | op.FETCH, op.XCHG, op.CMPXCHG):
+            raise Reject(f"BPF_ATOMIC uses invalid atomic opcode {imm:02x}", errno=22)
+        if size not in (4, 8):
+            raise Reject("invalid atomic operand size", errno=22)
+        self._read(ins.src)
+        dst = self._read(ins.dst)
+        if imm == op.CMPXCHG:
+            self._read(0)
+        t = dst.type
+        if t in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_FLOW_KEYS) or \
+                (t & 0xFF) in (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK):
+            raise Reject(f"BPF_ATOMIC stores into R{ins.dst} {type_str(t)} is not allowed")
+        load = -1
+        if imm & op.FETCH:
+            load = 0 if imm == op.CMPXCHG else ins.src
+            if load == 10:
+                raise Reject("frame pointer is read only")
+        check_mem_access(self, ins.dst, ins.off, size, False, -1, strict=True)
+        if load >= 0:
+            check_mem_access(self, ins.dst, ins.off, size, False, load, strict=True)
+        check_mem_access(self, ins.dst, ins.off, size, True, -1, strict=True)
+        self._aux_type(idx, t)
+
+    def _ld_imm64(self, ins, idx: int) -> None:
+        if ins.dst == 10:
+            raise Reject("frame pointer is read only")
+        if ins.off:
+            raise Reject("invalid BPF_LD_IMM insn", errno=22)
+        regs = self.state.regs
+        if ins.src == 0:
+            regs[ins.dst] = Reg.scalar_const(ins.imm)
+            return
+        m = self.maps_for(idx, ins)
+        if ins.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
+            regs[ins.dst] = Reg.pointer(CONST_PTR_TO_MAP, map=m)
+        elif ins.src in (op.PSEUDO_MAP_VALUE, op.PSEUDO_MAP_IDX_VALUE):
+            off = (ins.imm >> 32) & 0xFFFFFFFF
+            if m.type not in (2, 6):  # array maps hold direct values
+                raise Reject("map_value pointer for this map type is not supported", errno=22)
+            regs[ins.dst] = Reg.pointer(PTR_TO_MAP_VALUE, off, map=m)
+        else:
+            raise Reject("pybpf: ld_imm64 pseudo source not modelled", errno=22)
+
+    def _ld_abs(self, ins) -> None:
+        if self.prog_type not in (1, 3, 4):
+            raise Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type", errno=22)
+        regs = self.state.regs
+        if regs[6].type != PTR_TO_CTX:
+            raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", errno=22)
+        if (ins.opcode & 0xE0) == op.IND:
+            self._read(ins.src)
+        if self.state.refs:
+            raise Reject("BPF_LD_[ABS|IND] cannot be mixed with socket references", errno=22)
+        for r in range(6):
+            regs[r] = Reg()
+        regs[0] = Reg.scalar_unknown()
+
+    # -- pruning --
+    def _visited(self, idx: int) -> bool:
+        """is_state_visited(): True to cut the current path."""
+        cur = self.state
+        live = self.prog.live
+        sl = self.explored.get(idx)
+        add = True
+        if self.jmps_processed - self.prev_jmps_processed < 2 and \
+                self.insn_processed - self.prev_insn_processed < 8:
+            add = False
+        if sl:
+            for old in sl:
+                if old.branches:
+                    if _maybe_looping(old, cur) and _states_equal(old, cur, live, exact=True):
+                        raise Reject(f"infinite loop detected at insn {idx}", idx, errno=22)
+                    if self.jmps_processed - self.prev_jmps_processed < 20 and \
+                            self.insn_processed - self.prev_insn_processed < 100:
+                        add = False
+                    continue
+                if _states_equal(old, cur, live, exact=False):
+                    return True
+        if not add:
+            return False
+        self.total_states += 1
+        self.cur_states += 1
+        self.peak_states = max(self.peak_states, self.cur_states)
+        self.prev_jmps_processed = self.jmps_processed
+        self.prev_insn_processed = self.insn_processed
+        new = cur.copy()
+        new.insn_idx = idx
+        new.branches = 1
+        new.parent = cur.parent
+        cur.parent = new
+        self.explored.setdefault(idx, []).append(new)
+        return False
+
+
+def _maybe_looping(old: State, cur: State) -> bool:
+    if len(old.frames) != len(cur.frames):
+        return False
+    fo, fc = old.frames[-1], cur.frames[-1]
+    return all(a.key() == b.key() for a, b in zip(fo.regs, fc.regs))
+
+
+def _range_within(o: Reg, c: Reg) -> bool:
+    return (o.umin <= c.umin and o.umax >= c.umax and o.smin <= c.smin and o.smax >= c.smax
+            and o.u32min <= c.u32min and o.u32max >= c.u32max and o.s32min <= c.s32min
+            and o.s32max >= c.s32max)
+
+
+def _check_ids(a: int, b: int, idmap: dict) -> bool:
+    if not a and not b:
+        return True
+    if not a or not b:
+        return False
+    m = idmap.get(("o", a))
+    n = idmap.get(("c", b))
+    if m is None and n is None:
+        idmap[("o", a)] = b
+        idmap[("c", b)] = a
+        return True
+    return m == b and n == a
+
+
+def _regs_exact(o: Reg, c: Reg, idmap: dict) -> bool:
+    return (o.type == c.type and o.off == c.off and o.var_off == c.var_off and o.map is c.map
+            and o.range == c.range and o.mem_size == c.mem_size and _range_within(o, c)
+            and _range_within(c, o) and _check_ids(o.id, c.id, idmap)
+            and _check_ids(o.ref_obj_id, c.ref_obj_id, idmap))
+
+
+def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool) -> bool:
+    if o.type == NOT_INIT:
+        return not exact or c.type == NOT_INIT
+    if o.type != c.type:
+        return False
+    if exact:
+        return _regs_exact(o, c, idmap)
+    b = o.type & 0xFF
+    if o.type == SCALAR:
+        if o.id and not _check_ids(o.id, c.id, idmap):
+            return False
+        return _range_within(o, c) and tn.contains(o.var_off, c.var_off)
+    if b in (PTR_TO_MAP_VALUE, 5, 17, 18, 14):  # map value/key, mem, buf, tp buffer
+        return (o.off == c.off and o.map is c.map and o.mem_size == c.mem_size
+                and _range_within(o, c) and tn.contains(o.var_off, c.var_off)
+                and _check_ids(o.id, c.id, idmap) and _check_ids(o.ref_obj_id, c.ref_obj_id, idmap))
+    if o.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
+        if c.range < o.range or o.off != c.off or not _check_ids(o.id, c.id, idmap):
+            return False
+        if (o.range < 0) != (c.range < 0) or (o.range < 0 and o.range != c.range):
+            return False
+        return _range_within(o, c) and tn.contains(o.var_off, c.var_off)
+    if o.type == PTR_TO_STACK:
+        return _regs_exact(o, c, idmap) and o.frameno == c.frameno
+    return _regs_exact(o, c, idmap)
+
+
+def _stacksafe(fo: Frame, fc: Frame, idmap: dict, exact: bool) -> bool:
+    for spi, so in fo.stack.items():
+        sc_ = fc.stack.get(spi)
+        ct = sc_.types if sc_ is not None else STACK_INVALID * 8
+        for i in range(8):
+            ot = so.types[i]
+            if ot == STACK_INVALID and not exact:
+                continue
+            if ot == STACK_MISC and not exact:
+                continue
+            if ot == STACK_SPILL or ct[i] == STACK_SPILL:
+                break
+            if ot != ct[i]:
+                return False
+        if so.types[7] == STACK_SPILL or ct[7] == STACK_SPILL:
+            if so.types != ct:
+                if not exact and all(t in (STACK_MISC, STACK_INVALID) for t in so.types):
+                    continue
+                return False
+            if so.reg is None or sc_ is None or sc_.reg is None:
+                return False
+            if not _regsafe(so.reg, sc_.reg, idmap, exact):
+                return False
+    if exact:
+        for spi in fc.stack:
+            if spi not in fo.stack and any(t != STACK_INVALID for t in fc.stack[spi].types):
+                return False
+    return True
+
+
+def _states_equal(old: State, cur: State, live: list[int], exact: bool) -> bool:
+    if len(old.frames) != len(cur.frames):
+        return False
+    idmap: dict = {}
+    if len(old.refs) != len(cur.refs):
+        return False
+    for (a, _), (b, _) in zip(old.refs, cur.refs):
+        if not _check_ids(a, b, idmap):
+            return False
+    n = len(cur.frames)
+    for i in range(n):
+        fo, fc = old.frames[i], cur.frames[i]
+        if fo.callsite != fc.callsite:
+            return False
+        if i == n - 1:
+            mask = live[old.insn_idx] if not exact else 0x7FF
+        else:
+            nxt = cur.frames[i + 1].callsite + 1
+            mask = (live[nxt] if nxt < len(live) and not exact else 0x7FF) & ~1
+            mask |= 0x7C0 if not exact else 0x7FF
+        for r in range(11):
+            if not (mask >> r) & 1:
+                continue
+            if not _regsafe(fo.regs[r], fc.regs[r], idmap, exact):
+                return False
+        if not _stacksafe(fo, fc, idmap, exact):
+            return False
+    return True
+
+
+def _fmt_regs(st: State) -> str:
+    parts = []
+    for i, r in enumerate(st.regs):
+        if r.type != NOT_INIT:
+            parts.append(f"R{i}={fmt_reg(r)}")
+    return " ".join(parts)
+
+
+def _insn_text(ins) -> str:
+    try:
+        from pybpf.asm import disasm  # written by the asm engineer; optional here
+        return disasm.format_insn(ins)  # type: ignore[attr-defined]
+    except Exception:
+        return f"({ins.opcode:02x}) {ins!r}"
