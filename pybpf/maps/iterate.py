@@ -10,7 +10,9 @@ libraries). Here:
 * after a restart, iteration first resumes from the most recent yielded keys
   that still exist (their successor is where we were), so most deletions
   cost one extra syscall instead of a walk from the beginning;
-* full restarts are bounded (``max_restarts``); beyond that
+* full restarts are bounded (``max_restarts``), and so are resumes (at most
+  ``max_entries``: more keys deleted under the iterator than the map can hold
+  means someone keeps replacing its contents); beyond either bound
   :class:`MapIterationAborted` is raised instead of spinning.
 
 Array-like maps index by position and never restart, so they take a plain loop.
@@ -18,6 +20,7 @@ Array-like maps index by position and never restart, so they take a plain loop.
 
 from __future__ import annotations
 
+import ctypes
 from collections import deque
 from typing import Iterator
 
@@ -37,33 +40,41 @@ class MapIterationAborted(RuntimeError):
     """Iteration restarted too often because other users kept deleting keys under it."""
 
 
-def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_restarts: int = 100,
-                  context: str = "") -> Iterator[bytes]:
+def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_entries: int | None = None,
+                  max_restarts: int = 100, context: str = "") -> Iterator[bytes]:
     """Yield each key (raw bytes) of the map behind ``fd`` at most once."""
-    nxt = bytearray(key_size)
+    # ctypes buffers: the cheapest thing to hand the kernel on this hot path
+    nxt = ctypes.create_string_buffer(key_size)
+    cur_buf = ctypes.create_string_buffer(key_size)
     if map_type in INDEXED_TYPES:
-        cur = None
-        while map_get_next_key(fd, cur, nxt, context):
-            cur = bytes(nxt)
-            yield cur
-        return
+        if not map_get_next_key(fd, None, nxt, context):
+            return
+        while True:
+            key = nxt.raw
+            yield key
+            nxt, cur_buf = cur_buf, nxt
+            if not map_get_next_key(fd, cur_buf, nxt, context):
+                return
 
     seen: set[bytes] = set()
     history: deque[bytes] = deque(maxlen=_HISTORY)
-    restarts = 0
+    restarts = resumes = 0
+    max_resumes = max_entries if max_entries is not None else float("inf")
     cur: bytes | None = None
     while True:
-        if not map_get_next_key(fd, cur, nxt, context):
+        if not map_get_next_key(fd, None if cur is None else cur_buf, nxt, context):
             return
-        key = bytes(nxt)
+        key = nxt.raw
         if key not in seen:
             seen.add(key)
             history.append(key)
             cur = key
+            nxt, cur_buf = cur_buf, nxt
             yield key
             continue
         if cur is None or cur not in history:
             cur = key  # walking already-yielded keys after a restart: keep going
+            cur_buf.raw = key
             continue
         # ``cur`` was deleted and the kernel went back to the first key (``key``).
         # Resume from the newest earlier key that still exists.
@@ -73,18 +84,24 @@ def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_restarts: int = 
             prev = history.pop()
             if not map_get_next_key(fd, prev, nxt, context):
                 return  # prev is alive and is the last key, or the map is empty
-            after = bytes(nxt)
+            after = nxt.raw
             if after != key:  # prev still exists: ``after`` is where we were
                 history.append(prev)
                 resumed = after
                 break
         if resumed is not None:
+            resumes += 1
+            if resumes > max_resumes:
+                raise MapIterationAborted(
+                    f"{context or 'map'}: {resumes} keys were deleted under the iterator, more "
+                    f"than max_entries {max_entries}: the map's contents are being replaced "
+                    f"faster than they can be read; {len(seen)} keys were returned")
+            cur = resumed
+            cur_buf.raw = resumed
             if resumed in seen:
-                cur = resumed
                 continue
             seen.add(resumed)
             history.append(resumed)
-            cur = resumed
             yield resumed
             continue
         restarts += 1
@@ -93,3 +110,4 @@ def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_restarts: int = 
                 f"{context or 'map'}: iteration restarted {restarts} times because keys were "
                 f"deleted concurrently; {len(seen)} keys were returned")
         cur = key
+        cur_buf.raw = key

@@ -9,6 +9,7 @@ maps take objects with ``.fd``; reads give back the kernel's object ids.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 from typing import Any, Iterator
@@ -284,8 +285,8 @@ class Map:
     # -- iteration ----------------------------------------------------------------------------
 
     def iter_raw_keys(self, max_restarts: int = 100) -> Iterator[bytes]:
-        return iter_raw_keys(self.fd, self.key_size, self.type, max_restarts=max_restarts,
-                             context=self._ctx)
+        return iter_raw_keys(self.fd, self.key_size, self.type, max_entries=self.max_entries,
+                             max_restarts=max_restarts, context=self._ctx)
 
     def __iter__(self) -> Iterator:
         if self._keyless:
@@ -299,11 +300,13 @@ class Map:
 
     def items(self) -> Iterator[tuple]:
         """(key, value) pairs; keys deleted while iterating are skipped."""
-        buf = bytearray(self._vbuf_size)
+        buf = ctypes.create_string_buffer(self._vbuf_size)
+        kbuf = ctypes.create_string_buffer(self.key_size)
         fd, decode_key = self.fd, self._klayout.decode
         for raw in self.iter_raw_keys():
+            kbuf.raw = raw
             try:
-                cmds.map_lookup_elem(fd, raw, buf, 0, self._ctx)
+                cmds.map_lookup_elem(fd, kbuf, buf, 0, self._ctx)
             except KeyNotFound:
                 continue
             except NotSupported:

@@ -40,9 +40,13 @@ class FD:
         return self.fd
 
     def close(self) -> None:
+        # Close directly rather than through the finalizer: once interpreter
+        # shutdown has begun, weakref.finalize callbacks become no-ops, and an
+        # exit-time detach must still release the descriptor.
         if self._fd >= 0:
-            self._fd = -1
-            self._finalizer()
+            fd, self._fd = self._fd, -1
+            self._finalizer.detach()
+            os.close(fd)
 
     def detach(self) -> int:
         """Give up ownership and return the raw fd (the caller must close it)."""

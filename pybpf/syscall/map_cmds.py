@@ -39,10 +39,10 @@ def buffer_address(buf) -> int:
     """The address the kernel should read/write for ``buf`` (0 for ``None``)."""
     if buf is None:
         return 0
-    if isinstance(buf, bytes):
-        return ctypes.cast(buf, _c_void_p).value or 0
     if isinstance(buf, _CTYPES):
         return ctypes.addressof(buf)
+    if isinstance(buf, bytes):
+        return ctypes.cast(buf, _c_void_p).value or 0
     if not len(buf):
         return 0
     return ctypes.addressof((_c_char * len(buf)).from_buffer(buf))

@@ -124,6 +124,8 @@ def check_cfg(prog: Program) -> None:
     while stack:
         t = stack.pop()
         ins = prog.insns[t]
+        if ins is None:
+            continue  # reported below as a jump into the middle of an ldimm64
         succ = successors(prog, t)
         cls = ins.opcode & 7
         if cls in (op.JMP, op.JMP32) and (ins.opcode & 0xF0) not in (op.EXIT, op.CALL):

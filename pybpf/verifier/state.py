@@ -275,7 +275,8 @@ class Frame:
 class State:
     """A verifier state: call frames, acquired references and pruning bookkeeping."""
 
-    __slots__ = ("frames", "refs", "parent", "branches", "insn_idx", "speculative", "active_rcu")
+    __slots__ = ("frames", "refs", "parent", "branches", "insn_idx", "speculative", "active_rcu",
+                 "checkpoint", "hits", "misses")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -285,6 +286,8 @@ class State:
         self.insn_idx = 0
         self.speculative = False
         self.active_rcu = False
+        self.checkpoint = None
+        self.hits = self.misses = 0
 
     @property
     def cur(self) -> Frame:
@@ -303,6 +306,8 @@ class State:
         s.insn_idx = self.insn_idx
         s.speculative = self.speculative
         s.active_rcu = self.active_rcu
+        s.checkpoint = None
+        s.hits = s.misses = 0
         return s
 
     def all_regs(self):

@@ -174,4 +174,4 @@ def to_str(a: Tnum) -> str:
 
 
 def _hex(v: int) -> str:
-    return f"{v:#x}" if v else "0"
+    return f"{v:#x}"

@@ -50,7 +50,8 @@ class Env:
         self.total_states = 0
         self.peak_states = 0
         self.cur_states = 0
-        self.explored: dict[int, list[State]] = {}
+        self.inprog: dict[int, dict] = {}
+        self.done: dict[int, list[State]] = {}
         self.stack: list[State] = []
         self.state: State | None = None
         self.aux_ptr_type: dict[int, int] = {}
@@ -143,12 +144,15 @@ class Env:
             self.verbose(f"from ? to {self.state.insn_idx}: {_fmt_regs(self.state)}")
         return True
 
-    @staticmethod
-    def _update_branches(st: State | None) -> None:
+    def _update_branches(self, st: State | None) -> None:
+        first = True
         while st is not None:
             st.branches -= 1
             if st.branches:
                 break
+            if not first:
+                self._finished(st)
+            first = False
             st = st.parent
 
     def _step(self, ins, idx: int):
@@ -312,25 +316,42 @@ class Env:
 
     # -- pruning --
     def _visited(self, idx: int) -> bool:
-        """is_state_visited(): True to cut the current path."""
+        """is_state_visited(): True to cut the current path.
+
+        Checkpoints still being explored (``branches`` > 0) only serve loop
+        detection, indexed by their exact contents; finished ones serve pruning
+        and are evicted when they keep missing, as the kernel does.
+        """
         cur = self.state
         live = self.prog.live
-        sl = self.explored.get(idx)
-        add = True
-        if self.jmps_processed - self.prev_jmps_processed < 2 and \
-                self.insn_processed - self.prev_insn_processed < 8:
-            add = False
-        if sl:
-            for old in sl:
-                if old.branches:
-                    if _maybe_looping(old, cur) and _states_equal(old, cur, live, exact=True):
-                        raise Reject(f"infinite loop detected at insn {idx}", idx, errno=22)
-                    if self.jmps_processed - self.prev_jmps_processed < 20 and \
-                            self.insn_processed - self.prev_insn_processed < 100:
-                        add = False
-                    continue
-                if _states_equal(old, cur, live, exact=False):
-                    return True
+        add = not (self.jmps_processed - self.prev_jmps_processed < 2
+                   and self.insn_processed - self.prev_insn_processed < 8)
+        inprog = self.inprog.get(idx)
+        key = None
+        if inprog:
+            key = _exact_key(cur)
+            old = inprog.get(key)
+            if old is not None and old.branches:
+                raise Reject(f"infinite loop detected at insn {idx}", idx, errno=22)
+            if self.jmps_processed - self.prev_jmps_processed < 20 and \
+                    self.insn_processed - self.prev_insn_processed < 100:
+                add = False
+        done = self.done.get(idx)
+        if done:
+            keep = []
+            hit = False
+            for old in done:
+                if not hit and _states_equal(old, cur, live, exact=False):
+                    old.hits += 1
+                    hit = True
+                else:
+                    if not hit:
+                        old.misses += 1
+                if old.misses <= old.hits * 3 + 3:
+                    keep.append(old)
+            self.done[idx] = keep
+            if hit:
+                return True
         if not add:
             return False
         self.total_states += 1
@@ -342,9 +363,23 @@ class Env:
         new.insn_idx = idx
         new.branches = 1
         new.parent = cur.parent
+        new.checkpoint = key if key is not None else _exact_key(cur)
         cur.parent = new
-        self.explored.setdefault(idx, []).append(new)
+        self.inprog.setdefault(idx, {})[new.checkpoint] = new
         return False
+
+    def _finished(self, st: State) -> None:
+        """A checkpoint whose paths are all explored becomes usable for pruning."""
+        d = self.inprog.get(st.insn_idx)
+        if d is not None and d.get(st.checkpoint) is st:
+            del d[st.checkpoint]
+        self.done.setdefault(st.insn_idx, []).append(st)
+
+
+def _exact_key(st: State) -> tuple:
+    return (tuple(tuple(r.key() for r in f.regs) + (f.callsite,) for f in st.frames),
+            tuple(tuple(sorted((k, v.key()) for k, v in f.stack.items())) for f in st.frames),
+            tuple(r[0] for r in st.refs))
 
 
 def _maybe_looping(old: State, cur: State) -> bool:

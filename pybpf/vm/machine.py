@@ -237,6 +237,8 @@ class VM:
                           index=len(insns) - 1)
         blocks[len(insns)] = fell_off
         comp = Compiled(insns, blocks, lens, ptype)
+        if len(self._cache) >= 256:  # a long-lived VM must not keep every program alive
+            self._cache.clear()
         self._cache[key] = (program, maps, comp, snapshot)
         return comp
 

@@ -63,6 +63,9 @@ _PROCESSED = re.compile(r"processed (\d+) insns")
 def error_line(log: str) -> str | None:
     """The verifier's reason: the last log line that is not a statistics line."""
     lines = [ln for ln in log.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.startswith("infinite loop detected"):
+            return ln
     while lines and (lines[-1].startswith("processed ") or lines[-1].startswith("verification time")
                      or lines[-1].startswith("stack depth")):
         lines.pop()
