@@ -85,7 +85,8 @@ def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int
         reader = RingBuffer(out, record_type=struct.Struct("<QII") if api == "batch" else None)
     else:
         out = KMap(PERF_EVENT_ARRAY, 4, 4, os.cpu_count())
-        reader = PerfReader(out, pages=PERF_PAGES, wakeup_events=wakeup)
+        reader = PerfReader(out, pages=PERF_PAGES, wakeup_events=wakeup or None,  # 0: watermark
+                            record_type=struct.Struct("<QII") if api == "batch" else None)
     proc = start_producer(producer_cmd, n)
     prog = load(TRACEPOINT, seq_producer(counter, out, proc.pid, kind="perf" if kind == "perf" else "ringbuf"))
     got = 0
@@ -93,6 +94,10 @@ def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int
     def callback(record) -> None:
         nonlocal got
         got += 1
+
+    def on_batch(cpu: int, records: list) -> None:
+        nonlocal got
+        got += len(records)
 
     with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
         t0 = time.perf_counter()
@@ -104,7 +109,9 @@ def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int
         cpu0 = time.process_time()
         deadline = t0 + 60
         while got < n and time.perf_counter() < deadline:
-            if api == "batch":  # decoded {seq, cpu, tgid} tuples, a span at a time
+            if api == "batch" and kind == "perf":  # decoded {seq, cpu, tgid} tuples, a ring at a time
+                reader.poll_batch(on_batch, timeout=0.2)
+            elif api == "batch":  # decoded {seq, cpu, tgid} tuples, a span at a time
                 batch = reader.read_batch()
                 got += len(batch)
                 if not batch:
@@ -123,7 +130,8 @@ def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int
     prog.close()
     out.close()
     counter.close()
-    label = f"pybpf {kind}" + (f" w={wakeup}" if kind == "perf" else "") + (" batch" if api == "batch" else "")
+    wake = (f" w={wakeup}" if wakeup else f" wm={reader.watermark}") if kind == "perf" else ""
+    label = f"pybpf {kind}{wake}" + (" batch" if api == "batch" else "")
     return {"consumer": label, "produced": produced, "consumed": got, "lost": lost,
             "seconds": elapsed, "rate": got / elapsed, "consumer_cpu_s": cpu}
 

@@ -143,6 +143,12 @@ def setup(install: bool) -> dict[str, str | None]:
                 subprocess.run(["cp", "-asf", src + "/.", tmp], check=True)
         os.rename(tmp, HEADERS)
     os.environ["BCC_KERNEL_SOURCE"] = HEADERS
+    # An installed package has its bytecode compiled (pip does it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE would recompile every module at every start instead.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    import compileall
+    import pybpf
+    compileall.compile_dir(os.path.dirname(pybpf.__file__), quiet=1)
     return missing
 
 
@@ -173,8 +179,12 @@ class Trigger:
 
 
 # ----------------------------------------------------------------------- measuring
-def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, int, str]:
-    """(seconds from start to the first event line, peak RSS in KiB, stderr tail)."""
+def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, int, float, str]:
+    """(seconds from start to the first event line, peak RSS in KiB, CPU seconds, stderr tail).
+
+    The CPU time (user + system, whole run including teardown) says what the
+    wall time means on a loaded machine, where a process waits for a core.
+    """
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=os.environ, start_new_session=True)
@@ -204,14 +214,15 @@ def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, i
     except ProcessLookupError:
         pass
     try:
-        _, status, usage = _wait4(proc, 20)
+        # BCC's Python callback swallows KeyboardInterrupt: give up on a clean exit after 3 s.
+        _, status, usage = _wait4(proc, 3)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = 0
     for f in (proc.stdout, proc.stderr):
         f.close()
-    return seen, usage.ru_maxrss, err.decode(errors="replace")[-400:]
+    return seen, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, err.decode(errors="replace")[-400:]
 
 
 def _wait4(proc, timeout: float):
@@ -236,42 +247,46 @@ def main() -> int:
         print("startup.py: must be run as root", file=sys.stderr)
         return 1
     missing = setup(not args.no_install)
+    with open("/proc/loadavg") as f:
+        print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs "
+              "(wall times stretch with load; the CPU column does not)", flush=True)
     impls = [i for i in args.only.split(",") if i]
-    results: dict[tuple[str, str], tuple[list[float], list[int]]] = {}
+    results: dict[tuple[str, str], tuple[list[float], list[int], list[float]]] = {}
     for tool in args.tools.split(","):
         for impl in impls:
             if missing.get(impl):
                 print(f"{tool:10s} {impl:9s} skipped: {missing[impl]}")
                 continue
             cmd = commands(tool)[impl]
-            times, rss = [], []
+            times, rss, cpu = [], [], []
             for _ in range(args.runs):
                 with Trigger(tool):
-                    t, kib, err = first_event(cmd)
+                    t, kib, secs, err = first_event(cmd)
                 if t is None:
                     print(f"{tool:10s} {impl:9s} no event; stderr: {err.strip()}")
                     break
                 times.append(t)
                 rss.append(kib)
+                cpu.append(secs)
                 time.sleep(0.2)
             if times:
-                results[(tool, impl)] = (times, rss)
+                results[(tool, impl)] = (times, rss, cpu)
                 print(f"{tool:10s} {impl:9s} runs: " + " ".join(f"{x * 1000:.0f}" for x in times)
                       + " ms", flush=True)
     print()
-    print(f"{'tool':10s} {'impl':9s} {'median ms':>10s} {'min ms':>8s} {'peak RSS MiB':>13s} "
-          f"{'vs pybpf':>9s}")
+    print(f"{'tool':10s} {'impl':9s} {'median ms':>10s} {'min ms':>8s} {'vs pybpf':>9s} "
+          f"{'CPU ms':>7s} {'peak RSS MiB':>13s}")
     ok = True
     for tool in args.tools.split(","):
         base = results.get((tool, "pybpf"))
         for impl in impls:
             if (tool, impl) not in results:
                 continue
-            times, rss = results[(tool, impl)]
+            times, rss, cpu = results[(tool, impl)]
             med = statistics.median(times)
             ratio = f"{med / statistics.median(base[0]):.1f}x" if base else "-"
-            print(f"{tool:10s} {impl:9s} {med * 1000:10.0f} {min(times) * 1000:8.0f} "
-                  f"{max(rss) / 1024:13.1f} {ratio:>9s}")
+            print(f"{tool:10s} {impl:9s} {med * 1000:10.0f} {min(times) * 1000:8.0f} {ratio:>9s} "
+                  f"{statistics.median(cpu) * 1000:7.0f} {max(rss) / 1024:13.1f}")
         if base:
             pb = statistics.median(base[0])
             for impl, goal in (("bpftrace", 0.5), ("bcc", 0.1)):

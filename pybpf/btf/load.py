@@ -9,28 +9,14 @@ wrong.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
+
+from pybpf.syscall.attr_prog import BtfLoadAttr  # noqa: F401 (kept importable from here)
 
 from .errors import BTFError
 
 __all__ = ["BtfLoadAttr", "load_btf", "BTFLoadError"]
-
-
-class BtfLoadAttr(ctypes.Structure):
-    """The BPF_BTF_LOAD member of ``union bpf_attr``."""
-
-    _fields_ = [
-        ("btf", ctypes.c_uint64),
-        ("btf_log_buf", ctypes.c_uint64),
-        ("btf_size", ctypes.c_uint32),
-        ("btf_log_size", ctypes.c_uint32),
-        ("btf_log_level", ctypes.c_uint32),
-        ("btf_log_true_size", ctypes.c_uint32),
-        ("btf_flags", ctypes.c_uint32),
-        ("btf_token_fd", ctypes.c_int32),
-    ]
 
 
 class BTFLoadError(BTFError, OSError):
@@ -46,23 +32,17 @@ class BTFLoadError(BTFError, OSError):
 
 def load_btf(blob: bytes, *, log_size: int = 1 << 16):
     """Load ``blob`` with BPF_BTF_LOAD; returns an owned :class:`pybpf.syscall.fd.FD`."""
-    from pybpf.syscall.bpf import Cmd, bpf
     from pybpf.syscall.errors import BPFError
     from pybpf.syscall.fd import FD
+    from pybpf.syscall.prog_cmds import btf_load
 
-    buf = ctypes.create_string_buffer(bytes(blob), len(blob))
-    attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob))
     try:
-        return FD(bpf(Cmd.BTF_LOAD, attr, "loading BTF"))
+        return FD(btf_load(blob, context="loading BTF").fd)
     except BPFError as first:
-        log = ctypes.create_string_buffer(log_size)
-        attr = BtfLoadAttr(btf=ctypes.addressof(buf), btf_size=len(blob),
-                           btf_log_buf=ctypes.addressof(log), btf_log_size=log_size,
-                           btf_log_level=1)
-        try:
-            return FD(bpf(Cmd.BTF_LOAD, attr, "loading BTF"))  # pragma: no cover (flaky kernel)
+        try:  # pragma: no cover (flaky kernel)
+            return FD(btf_load(blob, log_level=1, log_size=log_size, context="loading BTF").fd)
         except BPFError as e:
-            text = log.value.decode(errors="replace").strip()
+            text = (getattr(e, "log", "") or "").strip()
             err = e.errno or first.errno
             tail = " ".join(line.strip() for line in text.splitlines()[-2:])
             msg = f"BPF_BTF_LOAD: {errno.errorcode.get(err, err)} ({os.strerror(err)})"

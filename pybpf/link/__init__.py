@@ -6,9 +6,10 @@ is undone by a finalizer when dropped, and is registered with
 leave nothing attached (tracefs probe events and netlink attachments too).
 """
 
+from pybpf.program.types import AttachType, LinkType
+
 from . import cleanup
-from ._sys import AttachType, LinkType, link_ids, link_infos
-from .base import FDLink, Link
+from .base import FDLink, Link, link_ids, link_infos
 from .cgroup import CgroupAttachment, CgroupLink, attach_cgroup
 from .fentry import TracingLink, attach_tracing, load_tracing, lockdown_mode
 from .kprobe import KprobeLink, attach_kprobe, attach_kretprobe, kprobes_supported

@@ -11,13 +11,68 @@ undo it too.
 from __future__ import annotations
 
 import weakref
+from typing import Iterator
 
-from pybpf.syscall import FD
+from pybpf.syscall import FD, BadFD, BPFError, ObjectNotFound, prog_cmds
+from pybpf.syscall.attr_prog import LinkCreateAttr, LinkInfo
+from pybpf.syscall.map_cmds import link_get_fd_by_id, link_get_next_id
 
-from . import _sys
 from .cleanup import Release
 
-__all__ = ["Link", "FDLink"]
+__all__ = ["Link", "FDLink", "link_ids", "link_infos"]
+
+
+def prog_fd_of(prog: object) -> int:
+    """The raw fd of a program object, an :class:`FD`, or an int."""
+    if isinstance(prog, int):
+        return prog
+    fd = getattr(prog, "fd", prog)
+    if isinstance(fd, int):
+        return fd
+    if hasattr(fd, "fileno"):
+        return fd.fileno()
+    raise TypeError(f"expected a loaded program or an fd, got {type(prog).__name__}")
+
+
+def link_create(prog_fd: int, target_fd: int, attach_type: int, context: str, *, flags: int = 0,
+                cookie: int = 0) -> FD:
+    """BPF_LINK_CREATE as an owned fd; ``cookie`` is the perf_event link's bpf_cookie."""
+    attr = LinkCreateAttr(prog_fd=prog_fd, target_fd=target_fd, attach_type=int(attach_type),
+                          flags=flags)
+    attr.u.perf_event.bpf_cookie = cookie
+    return FD(prog_cmds.link_create(attr, context))
+
+
+def raw_tracepoint_open(name: str | None, prog_fd: int, context: str) -> FD:
+    """BPF_RAW_TRACEPOINT_OPEN as an owned fd (``name`` None for BTF-typed programs)."""
+    return FD(prog_cmds.raw_tracepoint_open(name, prog_fd, context=context))
+
+
+def link_info(fd: int) -> LinkInfo:
+    """struct bpf_link_info of a link fd (type, id, prog_id and the per-type part)."""
+    return prog_cmds.obj_get_info(fd, LinkInfo(), f"link info of fd {fd}")
+
+
+def link_ids() -> Iterator[int]:
+    """Every bpf_link id in the system (LINK_GET_NEXT_ID enumeration)."""
+    link_id = link_get_next_id(0)
+    while link_id is not None:
+        yield link_id
+        link_id = link_get_next_id(link_id)
+
+
+def link_infos() -> Iterator[LinkInfo]:
+    """Info of every link still open (links that vanish meanwhile are skipped)."""
+    for link_id in link_ids():
+        try:
+            fd = link_get_fd_by_id(link_id)
+        except (ObjectNotFound, BadFD):
+            continue
+        with fd:
+            try:
+                yield link_info(fd.fd)
+            except BPFError:
+                continue
 
 
 class Link:
@@ -86,8 +141,8 @@ class FDLink(Link):
         """The kernel's link id (only for bpf_link-backed attachments)."""
         if not self.is_bpf_link:
             raise TypeError(f"{self.description} is a perf event attachment, not a bpf_link")
-        return _sys.link_info(self.fd).id
+        return link_info(self.fd).id
 
     def info(self):
-        """struct bpf_link_info head (type, id, prog_id)."""
-        return _sys.link_info(self.fd)
+        """struct bpf_link_info (type, id, prog_id, ...)."""
+        return link_info(self.fd)

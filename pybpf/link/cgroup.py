@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import os
 
-from pybpf.syscall import FD, InvalidArgument, NotSupported
+from pybpf.program.types import AttachType
+from pybpf.syscall import FD, AttachFlags, InvalidArgument, NotSupported, prog_cmds
 
-from . import _sys
-from ._sys import BPF_F_ALLOW_MULTI, AttachType
-from .base import FDLink, Link
+from .base import FDLink, Link, link_create, prog_fd_of
 
 __all__ = ["CgroupLink", "CgroupAttachment", "attach_cgroup", "CGROUP_ATTACH_TYPES"]
 
@@ -62,11 +61,11 @@ def _attach_type(kind: "str | int") -> AttachType:
 
 
 def attach_cgroup(prog: object, cgroup: str, attach_type: "str | int", *, method: str = "auto",
-                  flags: int = BPF_F_ALLOW_MULTI) -> Link:
+                  flags: int = AttachFlags.ALLOW_MULTI) -> Link:
     """Attach ``prog`` to the cgroup v2 directory ``cgroup`` at ``attach_type``.
 
     ``attach_type`` is a name (``"egress"``, ``"ingress"``, ``"sock_create"``, ...)
-    or an :class:`~pybpf.link._sys.AttachType`. ``method`` is ``"link"``,
+    or an :class:`~pybpf.program.types.AttachType`. ``method`` is ``"link"``,
     ``"attach"`` (PROG_ATTACH with ``flags``) or ``"auto"``.
     """
     at = _attach_type(attach_type)
@@ -77,19 +76,20 @@ def attach_cgroup(prog: object, cgroup: str, attach_type: "str | int", *, method
     except FileNotFoundError:
         raise FileNotFoundError(f"cgroup directory {cgroup!r} does not exist (cgroup v2 is usually "
                                 "mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified)") from None
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     desc = f"cgroup {at.name.lower()} {cgroup}"
     with cg:
         if method in ("auto", "link"):
             try:
-                return CgroupLink(desc, _sys.link_create(prog_fd, cg.fd, at, context=desc))
+                return CgroupLink(desc, link_create(prog_fd, cg.fd, at, desc))
             except (InvalidArgument, NotSupported):
                 if method == "link":
                     raise
-        _sys.prog_attach(cg.fd, prog_fd, at, flags, context=desc)
+        prog_cmds.prog_attach(cg.fd, prog_fd, at, flags, context=desc)
         att = CgroupAttachment(desc + " [prog_attach]")
         keep_cg, keep_prog = cg.dup(), FD(os.dup(prog_fd))
         att._on_detach(keep_cg.close)
         att._on_detach(keep_prog.close)
-        att._on_detach(lambda: _sys.prog_detach(keep_cg.fd, keep_prog.fd, at, context=desc))
+        att._on_detach(lambda: prog_cmds.prog_detach(keep_cg.fd, at, keep_prog.fd,
+                                                                context=desc))
         return att

@@ -164,6 +164,6 @@ def sweep_stale_probe_events() -> list[str]:
     Legacy probe events are named ``pybpf_<pid>_...``; an event whose pid is
     gone was left by a process killed with SIGKILL. Returns the removed names.
     """
-    from . import _probe_events
+    from pybpf.tracefs import sweep_stale_probe_events as sweep
 
-    return _probe_events.sweep_stale()
+    return sweep()

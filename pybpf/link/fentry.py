@@ -19,17 +19,17 @@ import gzip
 import os
 from typing import Any
 
+from pybpf.program.types import AttachType
 from pybpf.syscall import BPFPermissionError, InvalidArgument, NotSupported
 
-from . import _sys
-from .base import FDLink
+from .base import FDLink, link_create, prog_fd_of, raw_tracepoint_open
 
 __all__ = ["TracingLink", "load_tracing", "attach_tracing", "lockdown_mode", "TRACING_KINDS"]
 
 TRACING_KINDS = {
-    "fentry": _sys.AttachType.TRACE_FENTRY,
-    "fexit": _sys.AttachType.TRACE_FEXIT,
-    "fmod_ret": _sys.AttachType.MODIFY_RETURN,
+    "fentry": AttachType.TRACE_FENTRY,
+    "fexit": AttachType.TRACE_FEXIT,
+    "fmod_ret": AttachType.MODIFY_RETURN,
 }
 LOCKDOWN_FILE = "/sys/kernel/security/lockdown"
 
@@ -113,13 +113,13 @@ def load_tracing(insns: Any, function: str, kind: str = "fentry", *, name: str =
 
 def attach_tracing(prog: object, kind: str = "fentry", function: str = "") -> TracingLink:
     """Attach a loaded fentry/fexit/fmod_ret (or tp_btf) program; its target came from the load."""
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     at = TRACING_KINDS.get(kind)
     if at is None:
         raise ValueError(f"tracing kind {kind!r}: expected one of {', '.join(TRACING_KINDS)}")
     desc = f"{kind} {function}".rstrip()
     try:
-        fd = _sys.link_create(prog_fd, 0, at, context=desc)
+        fd = link_create(prog_fd, 0, at, desc)
     except (InvalidArgument, NotSupported):
-        fd = _sys.raw_tracepoint_open(None, prog_fd, desc)
+        fd = raw_tracepoint_open(None, prog_fd, desc)
     return TracingLink(desc, fd)

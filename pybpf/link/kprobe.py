@@ -24,9 +24,10 @@ import platform
 
 from pybpf.syscall import FD, BPFError, InvalidArgument, KeyNotFound, NotSupported
 from pybpf.syscall import perf as _perf
+from pybpf.tracefs import TracefsError, probe_events_available, tracefs_path
 
-from . import _probe_events
 from .perf_event import PerfEventLink, attach_perf_event
+from .tracepoint import attach_probe_event
 
 __all__ = ["KprobeLink", "attach_kprobe", "attach_kretprobe", "syscall_prefix", "resolve_symbol",
            "kprobes_supported"]
@@ -54,11 +55,11 @@ def _kernel_symbols() -> frozenset[str]:
             pass
     if not names:
         try:
-            with open(os.path.join(_probe_events.tracefs_root(), "available_filter_functions")) as f:
+            with open(tracefs_path("available_filter_functions")) as f:
                 for line in f:
                     if line.strip():
                         names.add(line.split()[0])
-        except (OSError, NotSupported):
+        except (OSError, TracefsError):
             pass
     return frozenset(names)
 
@@ -83,17 +84,9 @@ def _has_pmu() -> bool:
     return os.path.exists(os.path.join(_perf.EVENT_SOURCE, "kprobe", "type"))
 
 
-def _has_tracefs_events() -> bool:
-    try:
-        _probe_events.events_file("kprobe")
-        return True
-    except NotSupported:
-        return False
-
-
 def kprobes_supported() -> bool:
     """Whether this kernel offers kprobes at all (PMU or tracefs)."""
-    return _has_pmu() or _has_tracefs_events()
+    return _has_pmu() or probe_events_available("kprobe")
 
 
 def _no_kprobes(symbol: str) -> NotSupported:
@@ -140,7 +133,7 @@ def _open_pmu(symbol: str, offset: int, address: int, retprobe: bool) -> FD:
 
 
 def _attach(prog: object, symbol: str, *, offset: int, address: int, retprobe: bool, cookie: int,
-            maxactive: int) -> KprobeLink:
+            maxactive: int, pmu: bool) -> KprobeLink:
     if symbol and address:
         raise ValueError("give a symbol or an address, not both")
     if not kprobes_supported():
@@ -149,47 +142,41 @@ def _attach(prog: object, symbol: str, *, offset: int, address: int, retprobe: b
     kind = "kretprobe" if retprobe else "kprobe"
     target = symbol or hex(address)
     desc = f"{kind} {target}" + (f"+{offset:#x}" if offset else "")
-    if _has_pmu() and not maxactive:
+    if pmu and _has_pmu() and not maxactive:
         try:
             pfd = _open_pmu(symbol, offset, address, retprobe)
         except (KeyNotFound, NotSupported):
             raise
         except BPFError:
-            if not _has_tracefs_events():
+            if not probe_events_available("kprobe"):
                 raise
             pfd = None
         if pfd is not None:
             return attach_perf_event(prog, pfd, desc, cookie=cookie, cls=KprobeLink)
     # Legacy tracefs path (also the only way to set maxactive for kretprobes).
-    spec = target + (f"+{offset}" if offset and symbol else "")
-    flavour = ("r" + (str(maxactive) if maxactive else "")) if retprobe else "p"
-    name, tp_id = _probe_events.create("kprobe", retprobe, spec, symbol or f"addr_{address:x}",
-                                       flavour=flavour)
-    try:
-        attr = _perf.PerfEventAttr(type=_perf.PerfType.TRACEPOINT, config=tp_id, sample_period=1,
-                                   wakeup_events=1, sample_type=_perf.SampleType.RAW)
-        pfd = _perf.open_event(attr, pid=-1, cpu=0, context=desc)
-    except BaseException:
-        _probe_events.remove("kprobe", name)
-        raise
-    return attach_perf_event(prog, pfd, desc, cookie=cookie, cls=KprobeLink,
-                             undo_first=functools.partial(_probe_events.remove, "kprobe", name))
+    return attach_probe_event(prog, "kprobe", desc, cookie=cookie, cls=KprobeLink, symbol=symbol,
+                              offset=offset if symbol else 0, address=address, retprobe=retprobe,
+                              maxactive=maxactive)
 
 
 def attach_kprobe(prog: object, symbol: str = "", *, offset: int = 0, address: int = 0,
-                  cookie: int = 0) -> KprobeLink:
+                  cookie: int = 0, pmu: bool = True) -> KprobeLink:
     """Attach a ``BPF_PROG_TYPE_KPROBE`` program at the entry of kernel function ``symbol``.
 
     ``sys_NAME`` is rewritten to the architecture's syscall wrapper. Raises
     :class:`NotSupported` on a kernel built without kprobes, naming the
-    tracepoint to use instead.
+    tracepoint to use instead. ``pmu=False`` skips the perf PMU and uses a
+    tracefs ``kprobe_events`` entry.
     """
     return _attach(prog, symbol, offset=offset, address=address, retprobe=False, cookie=cookie,
-                   maxactive=0)
+                   maxactive=0, pmu=pmu)
 
 
 def attach_kretprobe(prog: object, symbol: str = "", *, address: int = 0, cookie: int = 0,
-                     maxactive: int = 0) -> KprobeLink:
-    """Attach at the return of ``symbol``; ``maxactive`` (tracefs only) bounds concurrent instances."""
+                     maxactive: int = 0, pmu: bool = True) -> KprobeLink:
+    """Attach at the return of ``symbol``; ``maxactive`` (tracefs only) bounds concurrent instances.
+
+    ``pmu=False`` (implied by ``maxactive``) uses a tracefs ``kprobe_events`` entry.
+    """
     return _attach(prog, symbol, offset=0, address=address, retprobe=True, cookie=cookie,
-                   maxactive=maxactive)
+                   maxactive=maxactive, pmu=pmu)

@@ -14,8 +14,9 @@ from typing import Callable
 from pybpf.syscall import FD, BPFError, InvalidArgument, NotSupported
 from pybpf.syscall import perf as _perf
 
-from . import _sys
-from .base import Link
+from pybpf.program.types import AttachType
+
+from .base import Link, link_create, link_info, prog_fd_of
 
 __all__ = ["PerfEventLink", "attach_perf_event"]
 
@@ -53,7 +54,7 @@ class PerfEventLink(Link):
     def id(self) -> int:
         if self._link_fd is None:
             raise TypeError(f"{self.description} is attached with PERF_EVENT_IOC_SET_BPF (no bpf_link)")
-        return _sys.link_info(self._link_fd.fd).id
+        return link_info(self._link_fd.fd).id
 
 
 def attach_perf_event(prog: object, perf_fd: FD, description: str, *, cookie: int = 0,
@@ -69,12 +70,12 @@ def attach_perf_event(prog: object, perf_fd: FD, description: str, *, cookie: in
     if undo_first is not None:
         link._on_detach(undo_first)
     link._perf_fd = link._own_fd(perf_fd)
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     try:
         if _link_supported is not False:
             try:
-                lfd = _sys.link_create(prog_fd, perf_fd.fd, _sys.AttachType.PERF_EVENT, word0=cookie,
-                                       context=f"attaching to {description}")
+                lfd = link_create(prog_fd, perf_fd.fd, AttachType.PERF_EVENT,
+                                  f"attaching to {description}", cookie=cookie)
                 link._link_fd = link._own_fd(lfd)
                 _link_supported = True
                 return link

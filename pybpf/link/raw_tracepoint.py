@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pybpf.syscall import InvalidArgument, NotSupported
 
-from . import _sys
-from .base import FDLink
+from pybpf.program.types import AttachType
+
+from .base import FDLink, link_create, prog_fd_of, raw_tracepoint_open
 
 __all__ = ["RawTracepointLink", "attach_raw_tracepoint", "attach_tp_btf", "tp_btf_id"]
 
@@ -26,7 +27,7 @@ def attach_raw_tracepoint(prog: object, name: str) -> RawTracepointLink:
     """Attach a raw tracepoint program to the tracepoint ``name`` (e.g. ``"sys_enter"``)."""
     if ":" in name:
         name = name.split(":", 1)[1]  # "syscalls:sys_enter" style is accepted for convenience
-    fd = _sys.raw_tracepoint_open(name, _sys.prog_fd_of(prog), f"raw tracepoint {name}")
+    fd = raw_tracepoint_open(name, prog_fd_of(prog), f"raw tracepoint {name}")
     return RawTracepointLink(f"raw_tracepoint {name}", fd)
 
 
@@ -40,10 +41,10 @@ def tp_btf_id(name: str) -> int:
 
 def attach_tp_btf(prog: object, name: str = "") -> RawTracepointLink:
     """Attach a loaded tp_btf program (its tracepoint was fixed at load by attach_btf_id)."""
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     try:
-        fd = _sys.link_create(prog_fd, 0, _sys.AttachType.TRACE_RAW_TP,
-                              context=f"tp_btf {name or '(by attach_btf_id)'}")
+        fd = link_create(prog_fd, 0, AttachType.TRACE_RAW_TP,
+                         f"tp_btf {name or '(by attach_btf_id)'}")
     except (InvalidArgument, NotSupported):
-        fd = _sys.raw_tracepoint_open(None, prog_fd, f"tp_btf {name}")
+        fd = raw_tracepoint_open(None, prog_fd, f"tp_btf {name}")
     return RawTracepointLink(f"tp_btf {name}".rstrip(), fd)

@@ -12,8 +12,7 @@ import socket
 
 from pybpf.syscall import error_for
 
-from . import _sys
-from .base import Link
+from .base import Link, prog_fd_of
 
 __all__ = ["SocketFilterAttachment", "attach_socket_filter", "SO_ATTACH_BPF", "SO_DETACH_BPF"]
 
@@ -34,7 +33,7 @@ def attach_socket_filter(prog: object, sock: socket.socket | int) -> SocketFilte
     s = sock if isinstance(sock, socket.socket) else socket.socket(fileno=sock)
     borrowed = not isinstance(sock, socket.socket)
     try:
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, _sys.prog_fd_of(prog))
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd_of(prog))
     except OSError as exc:
         if borrowed:
             s.detach()

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import errno
 
+from pybpf.program.types import AttachType
 from pybpf.syscall import InvalidArgument, NotSupported
 
-from . import _netlink, _sys
-from .base import FDLink, Link
+from . import _netlink
+from .base import FDLink, Link, link_create, prog_fd_of
 
 __all__ = ["TCXLink", "TCFilterAttachment", "attach_tc", "tc_filters", "TC_ACT_OK", "TC_ACT_SHOT"]
 
 TC_ACT_UNSPEC, TC_ACT_OK, TC_ACT_RECLASSIFY, TC_ACT_SHOT = -1, 0, 1, 2
 TC_H_CLSACT = 0xFFFFFFF1
 PARENTS = {"ingress": 0xFFFFFFF2, "egress": 0xFFFFFFF3}  # TC_H_MAKE(TC_H_CLSACT, TC_H_MIN_{IN,E}GRESS)
-_TCX = {"ingress": _sys.AttachType.TCX_INGRESS, "egress": _sys.AttachType.TCX_EGRESS}
+_TCX = {"ingress": AttachType.TCX_INGRESS, "egress": AttachType.TCX_EGRESS}
 ETH_P_ALL = 0x0003
 
 
@@ -83,11 +84,10 @@ def attach_tc(prog: object, interface: str | int, direction: str = "ingress", *,
         raise ValueError(f"TC method {method!r}: expected auto, tcx or netlink")
     idx = _netlink.ifindex(interface)
     ifname = interface if isinstance(interface, str) else f"ifindex {idx}"
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     if method in ("auto", "tcx"):
         try:
-            fd = _sys.link_create(prog_fd, idx, _TCX[direction],
-                                  context=f"attaching tcx {direction} to {ifname}")
+            fd = link_create(prog_fd, idx, _TCX[direction], f"attaching tcx {direction} to {ifname}")
             return TCXLink(f"tcx {direction} {ifname}", fd)
         except (InvalidArgument, NotSupported):
             if method == "tcx":

@@ -3,7 +3,7 @@
 Like kprobes, through the ``uprobe`` perf PMU (``config1`` = path,
 ``config2`` = file offset, ``config`` bits 32-63 = ref_ctr_offset for USDT
 semaphores, the ``retprobe`` bit for uretprobes), falling back to tracefs
-``uprobe_events`` (``p:pybpf/<event> PATH:0xOFFSET``). The offset of a
+``uprobe_events`` (``p:pybpf/<event> PATH:0xOFFSET[(0xREF_CTR_OFFSET)]``). The offset of a
 symbol is computed by :mod:`pybpf.link.elf`.
 """
 
@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import functools
 import os
 import shutil
 
 from pybpf.syscall import BPFError, NotSupported
 from pybpf.syscall import perf as _perf
+from pybpf.tracefs import probe_events_available
 
-from . import _probe_events
 from .elf import ElfFile
 from .perf_event import PerfEventLink, attach_perf_event
+from .tracepoint import attach_probe_event
 
 __all__ = ["UprobeLink", "attach_uprobe", "attach_uretprobe", "resolve_binary"]
 
@@ -91,37 +91,19 @@ def _attach(prog: object, binary: str, symbol: str, *, offset: int, address: int
             pfd = _open_pmu(path, file_off, retprobe, pid, ref_ctr_offset)
             link = attach_perf_event(prog, pfd, desc, cookie=cookie, cls=UprobeLink)
         except NotSupported:
-            if not _tracefs_ok():
+            if not probe_events_available("uprobe"):
                 raise
         except BPFError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP) or not _tracefs_ok():
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP) or not probe_events_available("uprobe"):
                 raise
     if link is None:
-        if ref_ctr_offset:
-            raise NotSupported(errno.EOPNOTSUPP, "uprobe", "ref_ctr_offset needs the uprobe PMU")
-        name, tp_id = _probe_events.create("uprobe", retprobe, f"{path}:{file_off:#x}",
-                                           f"{os.path.basename(path)}_{symbol or hex(file_off)}")
-        try:
-            attr = _perf.PerfEventAttr(type=_perf.PerfType.TRACEPOINT, config=tp_id, sample_period=1,
-                                       wakeup_events=1, sample_type=_perf.SampleType.RAW)
-            pfd = _perf.open_event(attr, pid=pid, cpu=0 if pid == -1 else -1, context=desc)
-        except BaseException:
-            _probe_events.remove("uprobe", name)
-            raise
-        link = attach_perf_event(prog, pfd, desc, cookie=cookie, cls=UprobeLink,
-                                 undo_first=functools.partial(_probe_events.remove, "uprobe", name))
+        link = attach_probe_event(prog, "uprobe", desc, pid=pid, cookie=cookie, cls=UprobeLink,
+                                  path=path, offset=file_off, retprobe=retprobe,
+                                  ref_ctr_offset=ref_ctr_offset,
+                                  name=f"{os.path.basename(path)}_{symbol or hex(file_off)}")
         link.legacy = True
-        link.event = f"{_probe_events.GROUP}/{name}"
     link.path, link.offset = path, file_off
     return link
-
-
-def _tracefs_ok() -> bool:
-    try:
-        _probe_events.events_file("uprobe")
-        return True
-    except NotSupported:
-        return False
 
 
 def attach_uprobe(prog: object, binary: str, symbol: str = "", *, offset: int = 0, address: int = 0,

@@ -15,10 +15,11 @@ from __future__ import annotations
 import enum
 import os
 
+from pybpf.program.types import AttachType
 from pybpf.syscall import FD, InvalidArgument, NotSupported
 
-from . import _netlink, _sys
-from .base import FDLink, Link
+from . import _netlink
+from .base import FDLink, Link, link_create, prog_fd_of
 
 __all__ = ["XDPFlags", "XDPLink", "XDPNetlinkAttachment", "attach_xdp", "xdp_prog_id"]
 
@@ -94,12 +95,11 @@ def attach_xdp(prog: object, interface: str | int, *, mode: str | None = None,
         raise ValueError(f"XDP method {method!r}: expected auto, link or netlink")
     idx = _netlink.ifindex(interface)
     name = interface if isinstance(interface, str) else f"ifindex {idx}"
-    prog_fd = _sys.prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog)
     desc = f"xdp {name}" + (f" ({mode})" if mode else "")
     if method in ("auto", "link"):
         try:
-            fd = _sys.link_create(prog_fd, idx, _sys.AttachType.XDP, flags=flags,
-                                  context=f"attaching XDP to {name}")
+            fd = link_create(prog_fd, idx, AttachType.XDP, f"attaching XDP to {name}", flags=flags)
             return XDPLink(desc, fd)
         except (InvalidArgument, NotSupported):
             if method == "link":

@@ -9,43 +9,52 @@ ring of the CPU it runs on; when the ring is full the kernel counts the
 records it dropped and later writes one ``PERF_RECORD_LOST`` record, which
 we add to :attr:`PerfReader.lost` (and report per CPU).
 
-Records in the data area may wrap around its end (perf rings are not
-double-mapped), so a wrapped record is copied in two pieces.
+Reading is done a ring at a time (see :mod:`pybpf.perf.ring`): runs of
+same-size samples are decoded in bulk, so the batch APIs (:meth:`read_batch`,
+:meth:`poll_batch`) cost little more than the decoding itself, and the
+per-record :meth:`poll` adds only the callback.
+
+Wakeups: by default the kernel wakes the reader when a page of data is
+waiting (``watermark``), not for every record: at high rates a wakeup per
+record costs the producer an irq_work and the consumer an epoll return per
+record. Records below the watermark are still delivered: every wait is cut
+into slices of at most ``flush_interval`` seconds, with a drain after each.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
-import mmap
 import os
 import select
-import struct
 import time
+from collections import deque
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, Callable, Iterator, NamedTuple
 
 from pybpf.ringbuf.reader import _fd_of, _map_info, make_decoder
-from pybpf.syscall import FD, BadFD, BPFError, Cmd, InvalidArgument, bpf
+from pybpf.syscall import BadFD, BPFError, Cmd, InvalidArgument, bpf
 from pybpf.syscall import perf as _perf
 from pybpf.syscall.attr_map import MapElemAttr
+
+from .ring import _PAGE, Ring, bulk_layout
 
 __all__ = ["PerfReader", "Sample", "LostRecords", "online_cpus"]
 
 _PERF_EVENT_ARRAY = 4
-_PAGE = mmap.PAGESIZE
-_HDR = struct.Struct("<IHH")
-_U32 = struct.Struct("<I")
-_LOST = struct.Struct("<QQ")
-_SAMPLE, _LOST_T = int(_perf.RecordType.SAMPLE), int(_perf.RecordType.LOST)
+_ALL = 1 << 62
+# Records per batch: a bounded list keeps memory flat and the cyclic GC from rescanning
+# a growing heap of record tuples while a deep backlog is drained.
+_CHUNK = 4096
 
 
 class Sample(NamedTuple):
     """One record from ``bpf_perf_event_output``: the CPU and the (decoded) data.
 
     The kernel pads raw data so that ``u32 size`` + data is 8-byte aligned, so
-    ``data`` may be up to 7 bytes longer than what the program wrote. A named
-    tuple, not a dataclass: it is built once per record on the hot path.
+    raw ``data`` may be up to 7 bytes longer than what the program wrote. A
+    named tuple, not a dataclass: it is built once per record on the hot path.
     """
 
     cpu: int
@@ -60,7 +69,7 @@ class LostRecords:
     count: int
 
 
-_new_sample = tuple.__new__
+_tuple_new = tuple.__new__
 
 
 def online_cpus() -> list[int]:
@@ -70,67 +79,68 @@ def online_cpus() -> list[int]:
         return parse_cpu_list(f.read())
 
 
-class _Ring:
-    """One CPU's perf event fd and its mmapped ring."""
-
-    __slots__ = ("cpu", "fd", "mm", "meta", "size", "mask", "data_off")
-
-    def __init__(self, cpu: int, fd: FD, pages: int):
-        self.cpu = cpu
-        self.fd = fd
-        self.mm = mmap.mmap(fd.fd, _PAGE * (1 + pages), mmap.MAP_SHARED,
-                            mmap.PROT_READ | mmap.PROT_WRITE)
-        self.meta = memoryview(self.mm).cast("Q")  # data_head at [128], data_tail at [129]
-        off = _perf.PerfMmapPage.data_offset.offset // 8
-        self.data_off = self.meta[off] or _PAGE
-        self.size = self.meta[off + 1] or _PAGE * pages
-        self.mask = self.size - 1
-
-    def close(self) -> None:
-        self.meta.release()
-        self.mm.close()
-        self.fd.close()
-
-
-_HEAD = _perf.DATA_HEAD_OFFSET // 8
-_TAIL = _perf.DATA_TAIL_OFFSET // 8
+def _samples(cpu: int, records: Any) -> Iterator[Sample]:
+    """Samples of ``cpu``'s records, built by C code only (Sample.__new__ is Python)."""
+    return map(_tuple_new, repeat(Sample), zip(repeat(cpu), records))
 
 
 class PerfReader:
     """Per-CPU readers for a perf event array map.
 
-    ``pages`` data pages per CPU (a power of two). Wakeup: by default the
-    reader is woken for every sample (``wakeup_events=1``); pass
-    ``wakeup_events=n`` to be woken every n samples, or ``watermark=bytes``
-    to be woken when that many bytes are waiting (fewer wakeups, more
-    throughput, but a record may wait in the ring until the threshold or a
-    :meth:`poll` with ``timeout=0``).
+    ``pages`` data pages per CPU (a power of two). ``record_type`` decodes
+    each sample's data (see :func:`pybpf.ringbuf.reader.make_decoder`); a
+    struct format with an explicit byte order, e.g. ``(Event, "<QII")``, is
+    decoded a whole run of records at a time.
+
+    Wakeup: by default when ``watermark`` bytes are waiting (one page, or
+    half the ring if that is smaller). Pass ``wakeup_events=n`` to be woken
+    every n samples instead (``wakeup_events=1``: per sample, lowest latency,
+    costliest), or another ``watermark``. A record below the threshold waits
+    at most ``flush_interval`` seconds in any blocking call.
 
     ``lost`` is the total of PERF_RECORD_LOST counts seen; ``on_lost`` (if
-    given) is called with each :class:`LostRecords`.
+    given) is called with each :class:`LostRecords` as it is read, which may
+    be before the samples read in the same drain are delivered.
     """
 
     def __init__(self, map: object, *, pages: int = 64, record_type: Any = None,
-                 wakeup_events: int = 1, watermark: int = 0,
+                 wakeup_events: int | None = None, watermark: int | None = None,
+                 flush_interval: float = 0.1,
                  on_lost: Callable[[LostRecords], Any] | None = None,
                  cpus: list[int] | None = None):
         if pages <= 0 or pages & (pages - 1):
             raise ValueError(f"pages must be a power of two, got {pages}")
-        if watermark and watermark >= pages * _PAGE:
-            raise ValueError(f"watermark {watermark} must be smaller than the ring ({pages * _PAGE} bytes)")
+        if wakeup_events is not None and watermark is not None:
+            raise ValueError("give wakeup_events or watermark, not both")
+        if wakeup_events is not None and wakeup_events < 1:
+            raise ValueError(f"wakeup_events must be at least 1, got {wakeup_events}")
+        if watermark is not None and not 0 < watermark < pages * _PAGE:
+            raise ValueError(f"watermark {watermark} must be between 1 and the ring's size "
+                             f"({pages * _PAGE} bytes), exclusive")
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be positive, got {flush_interval}")
+        if wakeup_events is None and watermark is None:
+            watermark = min(_PAGE, pages * _PAGE // 2)
         fd = _fd_of(map)
         info = _map_info(fd)
         if info.type != _PERF_EVENT_ARRAY:
             raise InvalidArgument(errno.EINVAL, "PerfReader",
                                   f"map {info.name.decode() or fd} has type {info.type}, "
                                   f"not BPF_MAP_TYPE_PERF_EVENT_ARRAY ({_PERF_EVENT_ARRAY})")
-        self._map_fd = os.dup(fd)
         self._decode = make_decoder(record_type)
+        self._bulk = bulk_layout(record_type)
+        self.wakeup_events = wakeup_events
+        self.watermark = watermark
+        # With per-sample wakeups every record wakes us; otherwise some may wait for a drain.
+        self._slice = None if wakeup_events == 1 else flush_interval
         self.on_lost = on_lost
         self.lost = 0
         self.lost_per_cpu: dict[int, int] = {}
+        self.closed = True  # until the map fd is ours
+        self._pending: tuple[int, list] | None = None  # records a raising callback did not get
+        self._rings: dict[int, Ring] = {}
+        self._map_fd = os.dup(fd)  # our own reference: the reader outlives a closed map object
         self.closed = False
-        self._rings: dict[int, _Ring] = {}
         self._epoll = select.epoll()
         try:
             for cpu in cpus if cpus is not None else online_cpus():
@@ -140,13 +150,13 @@ class PerfReader:
                 attr = _perf.PerfEventAttr(type=_perf.PerfType.SOFTWARE,
                                            config=_perf.PerfSwId.BPF_OUTPUT,
                                            sample_type=_perf.SampleType.RAW, sample_period=1)
-                if watermark:
+                if watermark is not None:
                     attr.flags |= _perf.ATTR_WATERMARK
-                    attr.wakeup_events = watermark
+                    attr.wakeup_events = watermark  # the union's wakeup_watermark
                 else:
-                    attr.wakeup_events = max(1, wakeup_events)
-                ring = _Ring(cpu, _perf.open_event(attr, pid=-1, cpu=cpu,
-                                                   context=f"BPF output event on CPU {cpu}"), pages)
+                    attr.wakeup_events = wakeup_events
+                ring = Ring(cpu, _perf.open_event(attr, pid=-1, cpu=cpu,
+                                                  context=f"BPF output event on CPU {cpu}"), pages)
                 self._rings[cpu] = ring
                 key, value = ctypes.c_uint32(cpu), ctypes.c_uint32(ring.fd.fd)
                 bpf(Cmd.MAP_UPDATE_ELEM, MapElemAttr(map_fd=self._map_fd, key=ctypes.addressof(key),
@@ -157,115 +167,142 @@ class PerfReader:
         except BaseException:
             self.close()
             raise
-        self._by_fd = {ring.fd.fd: ring for ring in self._rings.values()}
 
     @property
     def cpus(self) -> list[int]:
         return sorted(self._rings)
 
     # ---------------------------------------------------------------- read
-    def _drain(self, ring: _Ring, out: Callable[[Any], Any], limit: int) -> int:
-        meta, mm, decode = ring.meta, ring.mm, self._decode
-        head = meta[_HEAD]
-        tail = meta[_TAIL]
-        base, size, mask, cpu = ring.data_off, ring.size, ring.mask, ring.cpu
-        n = 0
-        hdr_unpack, u32_unpack, sample = _HDR.unpack_from, _U32.unpack_from, _new_sample
-        while tail < head and n < limit:
-            off = tail & mask
-            if off + 8 <= size:
-                rtype, _misc, rsize = hdr_unpack(mm, base + off)
-            else:
-                rtype, _misc, rsize = _HDR.unpack(self._wrapped(ring, off, 8))
-            if rsize < 8:
-                raise BPFError(errno.EIO, "perf ring", f"corrupt record size {rsize} on CPU {cpu}")
-            if off + rsize <= size:
-                start = base + off + 8
-                if rtype == _SAMPLE:
-                    length = u32_unpack(mm, start)[0]
-                    raw = mm[start + 4:start + 4 + length]
-                    out(sample(Sample, (cpu, decode(raw) if decode else raw)))
-                    n += 1
-                elif rtype == _LOST_T:
-                    self._lost(cpu, _LOST.unpack_from(mm, start)[1])
-            else:
-                body = self._wrapped(ring, off, rsize)[8:]
-                if rtype == _SAMPLE:
-                    length = _U32.unpack_from(body)[0]
-                    raw = bytes(body[4:4 + length])
-                    out(Sample(cpu, decode(raw) if decode else raw))
-                    n += 1
-                elif rtype == _LOST_T:
-                    self._lost(cpu, _LOST.unpack_from(body)[1])
-            tail += rsize
-        meta[_TAIL] = tail  # hand the space back to the kernel
-        return n
-
-    @staticmethod
-    def _wrapped(ring: _Ring, off: int, length: int) -> bytes:
-        first = ring.size - off
-        mm, base = ring.mm, ring.data_off
-        return mm[base + off:base + ring.size] + mm[base:base + length - first]
-
     def _lost(self, cpu: int, count: int) -> None:
         self.lost += count
         self.lost_per_cpu[cpu] = self.lost_per_cpu.get(cpu, 0) + count
         if self.on_lost is not None:
             self.on_lost(LostRecords(cpu, count))
 
-    def read_batch(self, max_records: int = 1 << 30) -> list[Sample]:
-        """Every sample waiting in any CPU's ring, without blocking (per-CPU order kept)."""
-        self._check()
-        out: list[Sample] = []
-        for ring in self._rings.values():
-            self._drain(ring, out.append, max_records - len(out))
-        return out
+    def _take_pending(self, limit: int) -> tuple[int, list] | None:
+        pending = self._pending
+        if pending is None or limit <= 0:
+            return None
+        cpu, records = pending
+        if len(records) > limit:
+            self._pending = (cpu, records[limit:])
+            return cpu, records[:limit]
+        self._pending = None
+        return pending
 
-    def poll(self, callback: Callable[[Sample], Any], timeout: float | None = None) -> int:
-        """Wait up to ``timeout`` seconds for data, pass each :class:`Sample` to ``callback``.
-
-        Returns how many samples were delivered; ``timeout=0`` only drains.
-        """
-        self._check()
+    def _drain(self, on_batch: Callable[[int, list], Any], limit: int) -> int:
+        """Give each CPU's waiting records to ``on_batch(cpu, records)``, a ring and at most
+        ``_CHUNK`` records at a time (so a raising ``on_batch`` leaves the rest unread, not lost)."""
         n = 0
+        pending = self._take_pending(limit)
+        if pending is not None:
+            n += len(pending[1])
+            on_batch(*pending)
+        decode, bulk, lost = self._decode, self._bulk, self._lost
         for ring in self._rings.values():
-            n += self._drain(ring, callback, 1 << 30)
+            while n < limit:
+                records = ring.read(min(limit - n, _CHUNK), decode, bulk, lost)
+                if not records:
+                    break
+                n += len(records)
+                on_batch(ring.cpu, records)
+        return n
+
+    def _per_record(self, callback: Callable[[Sample], Any]) -> Callable[[int, list], None]:
+        def deliver(cpu: int, records: list) -> None:
+            it = iter(records)
+            try:
+                deque(map(callback, _samples(cpu, it)), 0)
+            except BaseException:
+                rest = list(it)  # the records after the one whose callback raised
+                if rest:
+                    self._pending = (cpu, rest)
+                raise
+        return deliver
+
+    def _wait_and_drain(self, on_batch: Callable[[int, list], Any], timeout: float | None,
+                        limit: int) -> int:
+        """Drain; if nothing was there, wait for a wakeup and drain, until something
+        arrives or ``timeout`` seconds pass (``None``: no limit, ``0``: do not wait)."""
+        self._check()
+        n = self._drain(on_batch, limit)
         if n or timeout == 0:
             return n
-        for fd, _ in self._epoll.poll(-1 if timeout is None else timeout):
-            n += self._drain(self._by_fd[fd], callback, 1 << 30)
-        # Other rings may have become ready meanwhile; draining is cheap.
-        for ring in self._rings.values():
-            n += self._drain(ring, callback, 1 << 30)
-        return n
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = self._slice
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                wait = left if wait is None else min(wait, left)
+            self._epoll.poll(-1 if wait is None else max(wait, 0))
+            n = self._drain(on_batch, limit)  # every ring: any may have data, woken or not
+            if n or (deadline is not None and time.monotonic() >= deadline):
+                return n
+
+    def poll(self, callback: Callable[[Sample], Any], timeout: float | None = None,
+             max_records: int = _ALL) -> int:
+        """Pass each waiting :class:`Sample` to ``callback``; if none, wait up to ``timeout``
+        seconds for some. Returns how many were delivered; ``timeout=0`` only drains.
+
+        If ``callback`` raises, the samples after that one are kept and delivered first
+        by the next call.
+        """
+        return self._wait_and_drain(self._per_record(callback), timeout, max_records)
+
+    def poll_batch(self, on_batch: Callable[[int, list], Any], timeout: float | None = None,
+                   max_records: int = _ALL) -> int:
+        """Like :meth:`poll`, but calls ``on_batch(cpu, records)`` with a list of decoded
+        records (not Samples) per CPU ring, in that ring's order: the fastest way to consume."""
+        return self._wait_and_drain(on_batch, timeout, max_records)
+
+    def read_batch(self, max_records: int = _ALL) -> list[Sample]:
+        """Every sample waiting in any CPU's ring (up to ``max_records``), without blocking;
+        each CPU's samples stay in order."""
+        self._check()
+        out: list[Sample] = []
+        self._drain(lambda cpu, records: out.extend(_samples(cpu, records)), max_records)
+        return out
+
+    def available(self) -> int:
+        """Bytes written by the kernel and not yet consumed, over all rings."""
+        return sum(ring.available() for ring in self._rings.values())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until data is waiting (or ``timeout`` seconds pass); True if there is some."""
+        self._check()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (self._pending or self.available()):
+            wait = self._slice
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                wait = left if wait is None else min(wait, left)
+            self._epoll.poll(-1 if wait is None else wait)
+        return True
 
     def __iter__(self) -> Iterator[Sample]:
         return self.iter()
 
-    def iter(self, timeout: float | None = None) -> Iterator[Sample]:
+    def iter(self, timeout: float | None = None, batch: int = 4096) -> Iterator[Sample]:
         """Yield samples as they arrive; stops after ``timeout`` seconds with nothing new."""
         while not self.closed:
-            batch = self.read_batch()
-            if batch:
-                yield from batch
-                continue
-            if not self._epoll.poll(-1 if timeout is None else timeout):
-                batch = self.read_batch()  # a watermark may hold records back without a wakeup
-                if not batch:
-                    return
-                yield from batch
+            samples = self.read_batch(batch)
+            if samples:
+                yield from samples
+            elif not self.wait(timeout):
+                return
 
     def consume_until(self, count: int, timeout: float) -> list[Sample]:
         """Collect samples until ``count`` arrived or ``timeout`` seconds passed in total."""
         out: list[Sample] = []
         deadline = time.monotonic() + timeout
         while len(out) < count:
-            for ring in self._rings.values():
-                self._drain(ring, out.append, count - len(out))
+            out += self.read_batch(count - len(out))
             left = deadline - time.monotonic()
             if len(out) >= count or left <= 0:
                 break
-            self._epoll.poll(min(left, 0.05))
+            self.wait(min(left, 0.05))
         return out
 
     # ------------------------------------------------------------ lifecycle
@@ -277,7 +314,7 @@ class PerfReader:
             raise BadFD(errno.EBADF, "PerfReader", "reader is closed")
 
     def close(self) -> None:
-        if self.closed:
+        if getattr(self, "closed", True):  # closed, or __init__ failed before owning anything
             return
         self.closed = True
         for cpu, ring in self._rings.items():
@@ -288,7 +325,8 @@ class PerfReader:
                 pass
             ring.close()
         self._rings.clear()
-        self._epoll.close()
+        if hasattr(self, "_epoll"):
+            self._epoll.close()
         os.close(self._map_fd)
 
     def __enter__(self) -> "PerfReader":

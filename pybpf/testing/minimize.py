@@ -10,6 +10,7 @@ disagreement (unless the test budget ran out first).
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence, TypeVar
 
 from .program import GeneratedProgram
@@ -19,12 +20,14 @@ __all__ = ["ddmin", "minimize_program"]
 T = TypeVar("T")
 
 
-def ddmin(items: Sequence[T], test: Callable[[list[T]], bool], *, max_tests: int = 5000) -> list[T]:
+def ddmin(items: Sequence[T], test: Callable[[list[T]], bool], *, max_tests: int = 5000,
+          max_seconds: float | None = None) -> list[T]:
     """The smallest sublist (order kept) of ``items`` for which ``test`` still holds.
 
-    ``test(items)`` must be true on entry. Subsets tried are cached, and at
-    most ``max_tests`` calls are made (the best list so far is returned).
+    ``test(items)`` must be true on entry. Subsets tried are cached; after
+    ``max_tests`` calls or ``max_seconds`` the best list so far is returned.
     """
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     current = list(range(len(items)))
     seen: dict[tuple[int, ...], bool] = {}
     calls = 0
@@ -33,7 +36,7 @@ def ddmin(items: Sequence[T], test: Callable[[list[T]], bool], *, max_tests: int
         nonlocal calls
         key = tuple(idx)
         if key not in seen:
-            if calls >= max_tests:
+            if calls >= max_tests or (deadline is not None and time.monotonic() > deadline):
                 return False
             calls += 1
             seen[key] = bool(test([items[i] for i in idx]))
@@ -64,7 +67,7 @@ def ddmin(items: Sequence[T], test: Callable[[list[T]], bool], *, max_tests: int
 
 
 def minimize_program(prog: GeneratedProgram, still_fails: Callable[[GeneratedProgram], bool], *,
-                     max_tests: int = 2000) -> GeneratedProgram:
+                     max_tests: int = 2000, max_seconds: float | None = None) -> GeneratedProgram:
     """The smallest program obtained by deleting instructions that ``still_fails``.
 
     A candidate that cannot even be encoded (a label past the end is fine,
@@ -79,5 +82,5 @@ def minimize_program(prog: GeneratedProgram, still_fails: Callable[[GeneratedPro
             return False
         return bool(still_fails(candidate))
 
-    keep = ddmin(list(range(len(prog.insns))), test, max_tests=max_tests)
+    keep = ddmin(list(range(len(prog.insns))), test, max_tests=max_tests, max_seconds=max_seconds)
     return prog.without(set(range(len(prog.insns))) - set(keep))

@@ -9,7 +9,8 @@ from .events import (EventFormat, Field, event_format, list_categories, list_eve
                      parse_format, tracepoint_id)
 from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path
 from .pipe import Instance, TraceLine, TraceParseError, TracePipe, parse_trace_line
-from .probes import ProbeEvent, add_kprobe_event, add_uprobe_event, list_probe_events
+from .probes import (ProbeEvent, add_kprobe_event, add_uprobe_event, list_probe_events,
+                     probe_event_names, probe_events_available, sweep_stale_probe_events)
 
 __all__ = [
     "TracefsError", "TRACEFS_PATHS", "find_tracefs", "tracefs_path",
@@ -17,4 +18,5 @@ __all__ = [
     "list_categories",
     "TraceLine", "TraceParseError", "parse_trace_line", "TracePipe", "Instance",
     "ProbeEvent", "add_kprobe_event", "add_uprobe_event", "list_probe_events",
+    "probe_event_names", "probe_events_available", "sweep_stale_probe_events",
 ]

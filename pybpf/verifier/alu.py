@@ -116,7 +116,6 @@ def _check_mov(env, ins, alu64: bool) -> None:
         else:
             if src.type != SCALAR:
                 d = Reg.scalar_unknown()
-                sc.zext_32_to_64(d) if False else None
                 regs[ins.dst] = d
                 d.var_off = tn.subreg(tn.UNKNOWN)
                 sc.zext_32_to_64(d)
@@ -202,7 +201,7 @@ def _ptr_alu(env, ins, alu64: bool, op: int, ptr: Reg, off: Reg, dstno: int) -> 
     if ptr.type & MAYBE_NULL:
         raise Reject(f"R{dstno} pointer arithmetic on {type_str(ptr.type)} prohibited, null-check it first")
     known = (not off.var_off.mask and off.smin == off.smax and off.umin == off.umax)
-    b = ptr.type
+    b = ptr.type & 0xFF
     if b == PTR_TO_FLOW_KEYS and known:
         pass
     elif b == CONST_PTR_TO_MAP and known and off.smin == 0 and op == ADD:

@@ -70,6 +70,8 @@ def _helper_mem(env, regno: int, size: int, write: bool, zero_ok: bool, meta: _M
     """check_helper_mem_access()."""
     reg = env.state.regs[regno]
     b = reg.type & 0xFF
+    if size == 0 and not zero_ok:
+        raise Reject("invalid zero-sized read")
     if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         check_packet_access(env, reg, regno, reg.off, size, zero_ok)
     elif reg.type == PTR_TO_MAP_KEY:
@@ -191,7 +193,7 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
     if kind in ("mem", "mem?"):
         t &= ~MEM_RDONLY
     if t not in _MEM_TYPES:
-        raise _type_err(regno, reg, _KEY_NAMES if kind in ("key", "value", "uvalue") else _MEM_NAMES)
+        raise _type_err(regno, reg, _MEM_NAMES)
     if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and env.prog_type not in _PKT_READ_TYPES:
         raise Reject("helper access to the packet is not allowed")
     if reg.ref_obj_id:
@@ -255,6 +257,8 @@ def _map_compat(env, m, func_id: int) -> None:
                 89: (MAP_TYPE_QUEUE, MAP_TYPE_STACK)}.get(func_id)
         if need is not None and mt not in need:
             ok = False
+    if not ok and func_id == 12:
+        raise Reject("expected prog array map for tail call")
     if not ok:
         raise Reject(f"cannot pass map_type {mt} into func {helper_name(func_id)}#{func_id}")
 
@@ -362,15 +366,13 @@ def check_exit(env, ins, idx: int):
             raise Reject("R0 !read_ok")
         if r0.type == PTR_TO_STACK:
             raise Reject("cannot return stack pointer to the caller", errno=22)
-        if r0.type != SCALAR:
-            raise Reject(f"At subprogram exit the register R0 is not a scalar value ({type_str(r0.type)})",
-                         errno=22)
         callee = st.frames.pop()
         st.cur.regs[0] = r0
         env.note_stack_depth(callee)
         return callee.callsite + 1
     if st.refs:
         lines = [f"Unreleased reference id={rid} alloc_insn={ins_}" for rid, ins_ in st.refs]
+        lines.append("BPF_EXIT instruction in main prog would lead to reference leak")
         raise Reject("\n".join(lines), errno=22)
     if r0.type == NOT_INIT:
         raise Reject("R0 !read_ok")

@@ -149,6 +149,8 @@ def check_cfg(prog: Program) -> None:
             raise Reject(f"jump into the middle of ldimm64 insn {i - 1}", i - 1)
         if not seen[i]:
             raise Reject(f"unreachable insn {i}", i)
+        if ins.opcode == op.LD_IMM64 and seen[i + 1]:
+            raise Reject(f"jump into the middle of ldimm64 insn {i}", i)
         i += 2 if ins.opcode == op.LD_IMM64 else 1
 
 

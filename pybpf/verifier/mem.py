@@ -260,15 +260,16 @@ def _helper_stack_bounds(env, reg, regno, off, size, write, zero_ok):
         max_off = min_off + size
     else:
         if reg.smax >= MAX_VAR_OFF or reg.smin <= -MAX_VAR_OFF:
-            raise _err(f"invalid unbounded variable-offset indirect access to stack R{regno}")
+            raise _err(f"invalid unbounded variable-offset{' write to' if write else ' read from'} stack R{regno}")
         min_off = reg.smin + off
         max_off = reg.smax + off + size
     if size == 0 and zero_ok and min_off <= 0 and min_off >= -MAX_BPF_STACK:
         return min_off, min_off
     if min_off < -MAX_BPF_STACK or min_off > -1 or max_off > 0 or size < 0:
+        what = " write to" if write else " read from"
         if not reg.var_off.mask:
-            raise _err(f"invalid indirect access to stack R{regno} off={off} size={size}")
-        raise _err(f"invalid variable-offset indirect access to stack R{regno} "
+            raise _err(f"invalid{what} stack R{regno} off={off} size={size}")
+        raise _err(f"invalid variable-offset{what} stack R{regno} "
                    f"var_off={tn.to_str(reg.var_off)} off={off} size={size}")
     frame = env.state.frames[reg.frameno]
     if -min_off > frame.allocated:
@@ -340,6 +341,10 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
         if write and env.prog_type not in _PKT_WRITE:
             raise _err("cannot write into packet")
         check_packet_access(env, reg, regno, off, size)
+        result = Reg.scalar_unknown()
+    elif t == CONST_PTR_TO_MAP and not write:
+        if off < 0 or reg.var_off.mask:
+            raise _err(f"R{regno} invalid mem access '{type_str(t)}'")
         result = Reg.scalar_unknown()
     elif t in SK_TYPES:
         if write:

@@ -294,8 +294,13 @@ class Env:
             regs[ins.dst] = Reg.pointer(CONST_PTR_TO_MAP, map=m)
         elif ins.src in (op.PSEUDO_MAP_VALUE, op.PSEUDO_MAP_IDX_VALUE):
             off = (ins.imm >> 32) & 0xFFFFFFFF
-            if m.type not in (2, 6):  # array maps hold direct values
-                raise Reject("map_value pointer for this map type is not supported", errno=22)
+            if off >= 1 << 29:
+                raise Reject(f"direct value offset of {off} is not allowed", errno=22)
+            if m.type != 2:  # only array maps have map_direct_value_addr
+                raise Reject("no direct value access support for this map type", errno=22)
+            if m.max_entries != 1 or off >= m.value_size:
+                raise Reject(f"invalid access to map value pointer, value_size={m.value_size} off={off}",
+                             errno=22)
             regs[ins.dst] = Reg.pointer(PTR_TO_MAP_VALUE, off, map=m)
         else:
             raise Reject("pybpf: ld_imm64 pseudo source not modelled", errno=22)

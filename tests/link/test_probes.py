@@ -3,12 +3,14 @@ import subprocess
 
 import pytest
 
-from bpfkit import ARRAY, KPROBE, KMap, count_all, load
-from pybpf.link import _probe_events
+from attachkit import count_all, count_if_tgid
+from pybpf.link import attach_kprobe, attach_kretprobe, attach_uprobe, attach_uretprobe
 from pybpf.link.elf import ElfError, ElfFile, symbol_offset
-from pybpf.link.kprobe import attach_kprobe, attach_kretprobe, kprobes_supported, resolve_symbol
-from pybpf.link.uprobe import attach_uprobe, attach_uretprobe
+from pybpf.link.kprobe import kprobes_supported, resolve_symbol
+from pybpf.maps import MapSpec
+from pybpf.program import Program, ProgramSpec, ProgType
 from pybpf.syscall import NotSupported
+from pybpf.tracefs import list_probe_events
 
 pytestmark = pytest.mark.kernel
 
@@ -41,9 +43,12 @@ def target(tmp_path_factory):
 
 @pytest.fixture
 def counter():
-    m = KMap(ARRAY, 4, 8, 1)
-    yield m
-    m.close()
+    with MapSpec.array("Q", 1).create() as m:
+        yield m
+
+
+def load_kprobe(b):
+    return Program.load(ProgramSpec(b, ProgType.KPROBE), verify=False)
 
 
 def run(exe, n):
@@ -85,46 +90,46 @@ def test_elf_rejects_non_elf(tmp_path):
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["pmu", "tracefs"])
 def test_uprobe_counts_calls(target, counter, legacy):
-    prog = load(KPROBE, count_all(counter, 0))
+    prog = load_kprobe(count_all(counter, 0))
     p, go = run(target, 41)
     with attach_uprobe(prog, target, "pybpf_target", pid=p.pid, legacy=legacy) as link:
         if legacy:
-            assert link.event.split("/")[1] in str(_probe_events.list_events("uprobe"))
+            assert link.event.split("/")[1] in str(list_probe_events("uprobe"))
         go()
-        assert counter.lookup_u64(0) == 41
-    assert not any(f"pybpf_{os.getpid()}_" in e for e in _probe_events.list_events("uprobe"))
+        assert counter[0] == 41
+    assert not any(f"pybpf_{os.getpid()}_" in e for e in list_probe_events("uprobe"))
     prog.close()
 
 
 def test_uprobe_pid_filter_ignores_other_processes(target, counter):
-    prog = load(KPROBE, count_all(counter, 0))
+    prog = load_kprobe(count_all(counter, 0))
     mine, go_mine = run(target, 5)
     other, go_other = run(target, 9)
     with attach_uprobe(prog, target, "pybpf_target", pid=mine.pid):
         go_other()
         go_mine()
-    assert counter.lookup_u64(0) == 5
+    assert counter[0] == 5
     prog.close()
 
 
 def test_uretprobe_counts_returns(target, counter):
-    prog = load(KPROBE, count_all(counter, 0))
+    prog = load_kprobe(count_all(counter, 0))
     p, go = run(target, 3)
     with attach_uretprobe(prog, target, "pybpf_other", pid=p.pid):
         go()
-    assert counter.lookup_u64(0) == 1
+    assert counter[0] == 1
     prog.close()
 
 
 def test_uprobe_libc_by_name_resolves(counter):
     # getpid in libc, through the library directories; a child calls it via os.getpid()?
     # CPython calls the syscall wrapper getpid() from libc: count our own calls.
-    prog = load(KPROBE, count_all(counter, 0))
+    prog = load_kprobe(count_all(counter, 0))
     with attach_uprobe(prog, "libc.so.6", "getpid", pid=os.getpid()) as link:
         for _ in range(10):
             os.getpid()
         assert link.path.startswith("/")
-    assert counter.lookup_u64(0) >= 10
+    assert counter[0] >= 10
     prog.close()
 
 
@@ -137,7 +142,7 @@ def test_uprobe_missing_symbol(target):
 
 @pytest.mark.skipif(kprobes_supported(), reason="this kernel has kprobes")
 def test_kprobe_without_kprobes_says_so():
-    prog = load(KPROBE, count_all(KMap(ARRAY, 4, 8, 1), 0))
+    prog = load_kprobe(count_all(MapSpec.array("Q", 1), 0))
     with pytest.raises(NotSupported) as info:
         attach_kprobe(prog, "sys_getpid")
     msg = str(info.value)
@@ -157,11 +162,10 @@ def test_syscall_prefix_resolution():
 @pytest.mark.skipif(not kprobes_supported(), reason="kernel built without kprobes")
 def test_kprobe_counts_getpid(counter):
     # Exercised on kernels with kprobes (tests/kernels harness): kprobe on sys_getpid.
-    from bpfkit import count_if_tgid
-    prog = load(KPROBE, count_if_tgid(counter, os.getpid()))
+    prog = load_kprobe(count_if_tgid(counter, os.getpid()))
     for legacy_first in (False,):
         with attach_kprobe(prog, "sys_getpid"):
             for _ in range(13):
                 os.getpid()
-        assert counter.lookup_u64(0) == 13
+        assert counter[0] == 13
     prog.close()

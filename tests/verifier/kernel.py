@@ -69,7 +69,11 @@ def error_line(log: str) -> str | None:
     while lines and (lines[-1].startswith("processed ") or lines[-1].startswith("verification time")
                      or lines[-1].startswith("stack depth")):
         lines.pop()
-    return lines[-1] if lines else None
+    if not lines:
+        return None
+    last = lines[-1]
+    cut = last.find("verification time")  # some reasons are printed without a newline
+    return last[:cut] if cut > 0 else last
 
 
 def load(code: bytes, prog_type: int, *, expected_attach_type: int = 0, prog_flags: int = 0,

@@ -27,6 +27,7 @@ class MapDef:
 
 
 ARRAY = MapDef(2, 4, 48, 4, name="array")
+ARRAY1 = MapDef(2, 4, 48, 1, name="array1")
 HASH = MapDef(1, 8, 16, 16, name="hash")
 RINGBUF = MapDef(27, 0, 0, 4096, name="ringbuf")
 PERCPU_ARRAY = MapDef(6, 4, 32, 2, name="pcpu")
