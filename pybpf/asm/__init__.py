@@ -1,16 +1,25 @@
 """Instructions, the builder DSL, and the text assembler/disassembler.
 
 Pure Python, no kernel: everything here works on any machine.
+
+The text assembler and the disassembler are imported on first use
+(PEP 562 ``__getattr__``): a tool that only builds and loads a program
+should not pay for their regular expressions and dataclasses at start-up.
 """
 
 from . import opcodes
 from .builder import Builder
-from .disasm import disassemble, listing, validate
-from .helpers import HELPER_IDS, HELPER_NAMES, helper_id
-from .text import assemble, parse
 from .errors import AssemblerError
+from .helpers import HELPER_IDS, HELPER_NAMES, helper_id
 from .instruction import Instruction, decode, encode, slot_offsets
 from .registers import FP, R, W, Reg, r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, w0, w1, w2, w3, w4, w5, w6, w7, w8, w9, w10
+
+# name -> submodule that defines it, imported when the name is first looked up
+_LAZY = {
+    "disassemble": "disasm", "listing": "disasm", "validate": "disasm",
+    "assemble": "text", "parse": "text",
+}
+_LAZY_MODULES = ("disasm", "text")
 
 __all__ = [
     "opcodes", "Builder", "assemble", "parse", "disassemble", "listing", "validate",
@@ -19,3 +28,19 @@ __all__ = [
     "r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10",
     "w0", "w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "w10",
 ]
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:  # ``pybpf.asm.text`` without importing it first, as before
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

@@ -156,11 +156,15 @@ def _probe_prog_type(ptype: ProgType) -> Probe:
         return Probe(name, Status.SUPPORTED)
     if a.log.strip():  # the verifier ran: the type exists, it wants more than a bare program
         return Probe(name, Status.SUPPORTED, f"loads only with an attach target: {_last_line(a.log) or _errname(a.errno)}")
-    if a.errno in (E.EPERM, E.EACCES):
-        return Probe(name, Status.INCONCLUSIVE, _permission(a.errno))
-    if a.errno in (E.EINVAL, E.EOPNOTSUPP, 524):
-        return Probe(name, Status.UNSUPPORTED, f"{_errname(a.errno)} from BPF_PROG_LOAD")
-    return Probe(name, Status.INCONCLUSIVE, f"{_errname(a.errno)} from BPF_PROG_LOAD")
+    return _refused(name, a.errno, "BPF_PROG_LOAD")
+
+
+def _refused(name: str, err: int, command: str) -> Probe:
+    """What a failed probe says: no permission (inconclusive), not supported, or unclear."""
+    if err in (E.EPERM, E.EACCES):
+        return Probe(name, Status.INCONCLUSIVE, _permission(err))
+    status = Status.UNSUPPORTED if err in (E.EINVAL, E.EOPNOTSUPP, 524) else Status.INCONCLUSIVE
+    return Probe(name, status, f"{_errname(err)} from {command}")
 
 
 # ------------------------------------------------------------------ maps
@@ -215,11 +219,7 @@ def _probe_map_type(mtype: MapType) -> Probe:
         fd.close()
         return Probe(name, Status.SUPPORTED)
     except BPFError as exc:
-        if exc.errno in (E.EPERM, E.EACCES):
-            return Probe(name, Status.INCONCLUSIVE, _permission(exc.errno))
-        if exc.errno in (E.EINVAL, E.EOPNOTSUPP, 524):
-            return Probe(name, Status.UNSUPPORTED, f"{_errname(exc.errno)} from BPF_MAP_CREATE")
-        return Probe(name, Status.INCONCLUSIVE, f"{_errname(exc.errno)} from BPF_MAP_CREATE")
+        return _refused(name, exc.errno, "BPF_MAP_CREATE")
     finally:
         for close in closers:
             close()

@@ -24,9 +24,9 @@ import platform
 
 from pybpf.syscall import FD, BPFError, InvalidArgument, KeyNotFound, NotSupported
 from pybpf.syscall import perf as _perf
-from pybpf.tracefs import TracefsError, probe_events_available, tracefs_path
+from pybpf.tracefs import TracefsError, tracefs_path
 
-from .perf_event import PerfEventLink, attach_perf_event
+from .perf_event import PerfEventLink, attach_perf_event, probe_pmu_attr
 from .tracepoint import attach_probe_event
 
 __all__ = ["KprobeLink", "attach_kprobe", "attach_kretprobe", "syscall_prefix", "resolve_symbol",
@@ -86,6 +86,8 @@ def _has_pmu() -> bool:
 
 def kprobes_supported() -> bool:
     """Whether this kernel offers kprobes at all (PMU or tracefs)."""
+    from pybpf.tracefs.probes import probe_events_available  # on first use: start-up time
+
     return _has_pmu() or probe_events_available("kprobe")
 
 
@@ -109,10 +111,7 @@ def _no_kprobes(symbol: str) -> NotSupported:
 
 
 def _open_pmu(symbol: str, offset: int, address: int, retprobe: bool) -> FD:
-    attr = _perf.PerfEventAttr(type=_perf.pmu_type("kprobe"), sample_period=1, wakeup_events=1,
-                               sample_type=_perf.SampleType.RAW)
-    if retprobe:
-        attr.config |= 1 << _perf.pmu_retprobe_bit("kprobe")
+    attr = probe_pmu_attr("kprobe", retprobe)
     name = ctypes.create_string_buffer(symbol.encode()) if symbol else None
     if name is not None:
         attr.config1 = ctypes.addressof(name)  # kprobe_func
@@ -148,6 +147,8 @@ def _attach(prog: object, symbol: str, *, offset: int, address: int, retprobe: b
         except (KeyNotFound, NotSupported):
             raise
         except BPFError:
+            from pybpf.tracefs.probes import probe_events_available
+
             if not probe_events_available("kprobe"):
                 raise
             pfd = None

@@ -18,7 +18,7 @@ from pybpf.program.types import AttachType
 
 from .base import Link, link_create, link_info, prog_fd_of
 
-__all__ = ["PerfEventLink", "attach_perf_event"]
+__all__ = ["PerfEventLink", "attach_perf_event", "probe_pmu_attr"]
 
 _link_supported: bool | None = None  # learnt on first use
 
@@ -55,6 +55,16 @@ class PerfEventLink(Link):
         if self._link_fd is None:
             raise TypeError(f"{self.description} is attached with PERF_EVENT_IOC_SET_BPF (no bpf_link)")
         return link_info(self._link_fd.fd).id
+
+
+def probe_pmu_attr(pmu: str, retprobe: bool) -> _perf.PerfEventAttr:
+    """The perf_event_attr of a ``kprobe``/``uprobe`` PMU event; the caller sets the target
+    (``config1``, ``config2``) and, for uprobes, the ref_ctr_offset bits of ``config``."""
+    attr = _perf.PerfEventAttr(type=_perf.pmu_type(pmu), sample_period=1, wakeup_events=1,
+                               sample_type=_perf.SampleType.RAW)
+    if retprobe:
+        attr.config |= 1 << _perf.pmu_retprobe_bit(pmu)
+    return attr
 
 
 def attach_perf_event(prog: object, perf_fd: FD, description: str, *, cookie: int = 0,

@@ -14,14 +14,13 @@ import errno
 
 from pybpf.syscall import FD, error_for
 from pybpf.syscall import perf as _perf
-from pybpf.tracefs import TracefsError, add_kprobe_event, add_uprobe_event, tracepoint_id
+from pybpf.tracefs import TracefsError, tracepoint_id
 
 from .perf_event import PerfEventLink, attach_perf_event
 
 __all__ = ["TracepointLink", "attach_tracepoint", "open_tracepoint", "attach_probe_event", "GROUP"]
 
 GROUP = "pybpf"  # the tracefs group of pybpf's probe events
-_ADD_EVENT = {"kprobe": add_kprobe_event, "uprobe": add_uprobe_event}
 
 
 class TracepointLink(PerfEventLink):
@@ -70,8 +69,11 @@ def attach_probe_event(prog: object, kind: str, description: str, *, pid: int = 
     detaches, after its perf fd is closed (the kernel refuses to remove an
     event in use), or when attaching fails.
     """
+    from pybpf.tracefs import probes  # imported on first use: start-up time
+
+    add_event = {"kprobe": probes.add_kprobe_event, "uprobe": probes.add_uprobe_event}[kind]
     try:
-        ev = _ADD_EVENT[kind](group=GROUP, **event)
+        ev = add_event(group=GROUP, **event)
     except TracefsError as exc:  # raise the bpf(2)-style error the PMU path raises too
         raise error_for(exc.errno or errno.EINVAL, f"{kind}_events", exc.strerror) from None
     try:

@@ -16,10 +16,9 @@ import shutil
 
 from pybpf.syscall import BPFError, NotSupported
 from pybpf.syscall import perf as _perf
-from pybpf.tracefs import probe_events_available
 
 from .elf import ElfFile
-from .perf_event import PerfEventLink, attach_perf_event
+from .perf_event import PerfEventLink, attach_perf_event, probe_pmu_attr
 from .tracepoint import attach_probe_event
 
 __all__ = ["UprobeLink", "attach_uprobe", "attach_uretprobe", "resolve_binary"]
@@ -58,10 +57,7 @@ def _has_pmu() -> bool:
 
 
 def _open_pmu(path: str, offset: int, retprobe: bool, pid: int, ref_ctr_offset: int):
-    attr = _perf.PerfEventAttr(type=_perf.pmu_type("uprobe"), sample_period=1, wakeup_events=1,
-                               sample_type=_perf.SampleType.RAW)
-    if retprobe:
-        attr.config |= 1 << _perf.pmu_retprobe_bit("uprobe")
+    attr = probe_pmu_attr("uprobe", retprobe)
     attr.config |= ref_ctr_offset << 32  # format/ref_ctr_offset: config:32-63
     name = ctypes.create_string_buffer(path.encode())
     attr.config1 = ctypes.addressof(name)  # uprobe_path
@@ -86,6 +82,8 @@ def _attach(prog: object, binary: str, symbol: str, *, offset: int, address: int
     kind = "uretprobe" if retprobe else "uprobe"
     desc = f"{kind} {path}:{symbol or hex(file_off)}" + (f" pid {pid}" if pid != -1 else "")
     link = None
+    from pybpf.tracefs.probes import probe_events_available  # on first use: start-up time
+
     if _has_pmu() and not legacy:
         try:
             pfd = _open_pmu(path, file_off, retprobe, pid, ref_ctr_offset)
@@ -94,7 +92,8 @@ def _attach(prog: object, binary: str, symbol: str, *, offset: int, address: int
             if not probe_events_available("uprobe"):
                 raise
         except BPFError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP) or not probe_events_available("uprobe"):
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP) or \
+                    not probe_events_available("uprobe"):
                 raise
     if link is None:
         link = attach_probe_event(prog, "uprobe", desc, pid=pid, cookie=cookie, cls=UprobeLink,

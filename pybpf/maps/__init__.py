@@ -5,15 +5,17 @@
 ...     m[1] = 10
 ...     dict(m.items())
 {1: 10}
+
+Batch operations and mmapped array views are imported on first use (PEP 562
+``__getattr__``), so that creating a map costs a tool's start-up no more
+than it needs.
 """
 
-from .batch import DEFAULT_CHUNK
 from .cpus import possible_cpus
 from .iterate import MapIterationAborted
 from .layout import CtypesLayout, FdValueLayout, LayoutError, RawLayout, StructLayout
 from .lpm import LpmKey, lpm_key
 from .map import Map
-from .mmap import ArrayView
 from .spec import MapSpec, MapSpecError
 from .types import (BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, MapFlags, MapType, UpdateFlags)
 
@@ -23,3 +25,22 @@ __all__ = [
     "MapIterationAborted", "possible_cpus", "RawLayout", "StructLayout", "CtypesLayout",
     "FdValueLayout", "LayoutError", "DEFAULT_CHUNK",
 ]
+
+_LAZY = {"DEFAULT_CHUNK": "batch", "ArrayView": "mmap"}
+_LAZY_MODULES = ("batch", "mmap")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

@@ -19,7 +19,6 @@ from pybpf.syscall.errors import (BPFError, BPFPermissionError, InvalidArgument,
                                   NotSupported, error_for)
 from pybpf.syscall.fd import FD
 
-from . import batch as _batch
 from .cpus import possible_cpus, round8
 from .iterate import INDEXED_TYPES, iter_raw_keys
 from .spec import MapSpec, MapSpecError
@@ -369,23 +368,28 @@ class Map:
 
     def lookup_batch(self, chunk: int | None = None) -> tuple[list, list]:
         """All ``(keys, values)`` read with BPF_MAP_LOOKUP_BATCH (per element where refused)."""
+        from . import batch as _batch  # batch ops are rare: imported on first use
         return _batch.lookup_all(self, chunk, delete=False)
 
     def lookup_and_delete_batch(self, chunk: int | None = None) -> tuple[list, list]:
         """Like :meth:`lookup_batch`, deleting what it returns."""
+        from . import batch as _batch
         return _batch.lookup_all(self, chunk, delete=True)
 
     def items_batch(self, chunk: int | None = None) -> Iterator[tuple]:
         """(key, value) pairs streamed one batch at a time."""
+        from . import batch as _batch
         for keys, values in _batch.iter_batches(self, chunk, delete=False):
             yield from zip(keys, values)
 
     def update_batch(self, keys, values, flags: int = UpdateFlags.ANY) -> int:
         """Write many elements with BPF_MAP_UPDATE_BATCH; returns how many were written."""
+        from . import batch as _batch
         return _batch.update_batch(self, keys, values, flags)
 
     def delete_batch(self, keys) -> int:
         """Delete many keys with BPF_MAP_DELETE_BATCH; returns how many were deleted."""
+        from . import batch as _batch
         return _batch.delete_batch(self, keys)
 
 

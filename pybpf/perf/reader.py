@@ -155,8 +155,8 @@ class PerfReader:
                     attr.wakeup_events = watermark  # the union's wakeup_watermark
                 else:
                     attr.wakeup_events = wakeup_events
-                ring = Ring(cpu, _perf.open_event(attr, pid=-1, cpu=cpu,
-                                                  context=f"BPF output event on CPU {cpu}"), pages)
+                ring = Ring.open(cpu, _perf.open_event(attr, pid=-1, cpu=cpu,
+                                                       context=f"BPF output event on CPU {cpu}"), pages)
                 self._rings[cpu] = ring
                 key, value = ctypes.c_uint32(cpu), ctypes.c_uint32(ring.fd.fd)
                 bpf(Cmd.MAP_UPDATE_ELEM, MapElemAttr(map_fd=self._map_fd, key=ctypes.addressof(key),

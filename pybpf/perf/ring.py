@@ -97,15 +97,14 @@ class Ring:
 
     __slots__ = ("cpu", "fd", "mm", "meta", "data", "words", "halves", "base", "size", "mask", "tail")
 
-    def __init__(self, cpu: int, fd: FD, pages: int):
+    def __init__(self, cpu: int, mm: mmap.mmap, pages: int, fd: FD | None = None):
+        """Read the ring laid out in ``mm`` (a metadata page and ``pages`` data pages).
+
+        :meth:`open` maps a perf event fd; tests pass an anonymous mmap laid out the same way.
+        """
         self.cpu = cpu
         self.fd = fd
-        try:
-            self.mm = mmap.mmap(fd.fd, _PAGE * (1 + pages), mmap.MAP_SHARED,
-                                mmap.PROT_READ | mmap.PROT_WRITE)
-        except BaseException:
-            fd.close()
-            raise
+        self.mm = mm
         self.meta = memoryview(self.mm).cast("Q")
         off = _perf.PerfMmapPage.data_offset.offset // 8
         self.base = self.meta[off] or _PAGE
@@ -115,6 +114,16 @@ class Ring:
         self.words = self.data.cast("I")  # record types: u32 at byte offset base + (pos & mask)
         self.halves = self.data.cast("H")  # record sizes: u16 at byte offset base + (pos & mask) + 6
         self.tail = self.meta[_TAIL]  # only we write data_tail: keep our own copy
+
+    @classmethod
+    def open(cls, cpu: int, fd: FD, pages: int) -> "Ring":
+        """mmap perf event ``fd`` (which the ring then owns, even if mapping fails)."""
+        try:
+            mm = mmap.mmap(fd.fd, _PAGE * (1 + pages), mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        except BaseException:
+            fd.close()
+            raise
+        return cls(cpu, mm, pages, fd)
 
     def available(self) -> int:
         """Bytes the kernel has written that we have not consumed."""
@@ -201,7 +210,8 @@ class Ring:
         for view in (self.meta, self.words, self.halves, self.data):
             view.release()
         self.mm.close()
-        self.fd.close()
+        if self.fd is not None:
+            self.fd.close()
 
 
 _first = itemgetter(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 from pybpf.asm.errors import AssemblerError
 from pybpf.asm.instruction import Instruction, decode
@@ -12,11 +12,16 @@ from pybpf.syscall import prog_cmds
 
 from .types import ProgType
 
+if TYPE_CHECKING:  # datetime is imported when a load time is first asked for, not at start-up
+    from datetime import datetime
+
 __all__ = ["ProgramInfo", "read_info", "boot_ns_to_datetime"]
 
 
 def boot_ns_to_datetime(ns: int) -> datetime:
     """Wall-clock time of a CLOCK_BOOTTIME timestamp (bpf_prog_info.load_time)."""
+    from datetime import datetime, timezone
+
     offset = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     return datetime.fromtimestamp(offset + ns / 1e9, tz=timezone.utc)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction
@@ -26,13 +26,15 @@ from pybpf.syscall.errors import BPFError, BPFPermissionError, error_for
 from pybpf.syscall.fd import FD
 from pybpf.syscall.map_cmds import obj_get, obj_pin, prog_get_fd_by_id
 
-from . import log as vlog
-from .info import ProgramInfo, read_info
-from .privileges import permission_hint
-from .run import TestRunResult, test_run
-from .simulate import simulate
 from .spec import ProgramSpec
 from .types import ProgType
+
+if TYPE_CHECKING:
+    from .info import ProgramInfo
+    from .run import TestRunResult
+
+# The log parser, info reader, test runner and simulator are imported where they are
+# used: loading a known-good program (what a tracing tool does at start-up) needs none.
 
 __all__ = ["Program", "DEFAULT_LOG_SIZE", "load_kernel"]
 
@@ -146,11 +148,13 @@ def explain(spec: ProgramSpec, exc: BPFError) -> BPFError:
     text = getattr(exc, "log", "") or ""
     err = exc.errno
     if err in (errno.EPERM,) or (err == errno.EACCES and not text.strip()):
+        from .privileges import permission_hint
         return BPFPermissionError(err, "BPF_PROG_LOAD", _context(spec),
                                   permission_hint(spec.prog_type))
     hint = _probe_hint(spec, exc, text)
     if text.strip():
-        summary = vlog.summarize(text)
+        from .log import summarize
+        summary = summarize(text)
         verr = VerifierError(summary.error or os.strerror(err), log=text, insn=summary.insn,
                              source_line=spec.source_line(summary.insn), err=err)
         verr.processed_insns = summary.processed_insns
@@ -214,7 +218,10 @@ class Program:
             raise TypeError(f"Program.load() needs a ProgramSpec, not {type(spec).__name__}")
         if verify not in (True, False, "compare"):
             raise ValueError(f"verify must be True, False or 'compare', not {verify!r}")
-        sim = simulate(spec, log_level=log_level) if verify else None
+        sim = None
+        if verify:
+            from .simulate import simulate
+            sim = simulate(spec, log_level=log_level)
         if verify is True and sim is not None and not sim.ok:
             raise sim.error_object(spec)
         if spec.is_bytecode:
@@ -282,12 +289,14 @@ class Program:
 
     def info(self, *, xlated: bool = True) -> ProgramInfo:
         """The kernel's view: verified insns, sizes, map ids, run stats, xlated code."""
+        from .info import read_info
         return read_info(self.fd, xlated=xlated)
 
     def test_run(self, data_in: bytes | None = None, ctx_in: bytes | None = None, *,
                  repeat: int = 1, flags: int = 0, cpu: int = 0, batch_size: int = 0,
                  data_size_out: int | None = None, ctx_size_out: int | None = None) -> TestRunResult:
         """Run the program once (or ``repeat`` times) with BPF_PROG_TEST_RUN."""
+        from .run import test_run
         return test_run(self.fd, self.type, data_in=data_in, ctx_in=ctx_in, repeat=repeat,
                         flags=flags, cpu=cpu, batch_size=batch_size,
                         data_size_out=data_size_out, ctx_size_out=ctx_size_out)

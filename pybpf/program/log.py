@@ -19,7 +19,7 @@ __all__ = ["LogSummary", "summarize", "reason_line", "failing_insn", "processed_
 
 _TRAILER = re.compile(
     r"^(processed \d+ insns|verification time \d+ usec|stack depth( \d+)+|"
-    r"-- (BEGIN|END) PROG LOAD LOG --|max_states_per_insn|\s*$)")
+    r"-- (BEGIN|END) PROG LOAD LOG --|max_states_per_insn|(cur|old) state: |\s*$)")
 _INSN_LINE = re.compile(r"^(\d+): \(([0-9a-f]{2})\)")
 _INSN_IN_REASON = re.compile(r"\binsn (?:idx )?(\d+)")
 _PROCESSED = re.compile(r"processed (\d+) insns .*?total_states (\d+)")

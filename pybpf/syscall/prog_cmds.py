@@ -40,6 +40,18 @@ def _buf(data: bytes | bytearray | memoryview | None):
     return buf, ctypes.addressof(buf)
 
 
+def _log_buffer(log_level: int, log_size: int):
+    """A log buffer for ``log_level`` (None when 0) and its size, clamped to what the kernel takes."""
+    if not log_level:
+        return None, 0
+    size = min(max(log_size, 128), MAX_LOG_SIZE)
+    return ctypes.create_string_buffer(size), size
+
+
+def _log_text(log) -> str:
+    return log.value.decode(errors="replace") if log is not None else ""
+
+
 @dataclass(frozen=True)
 class LoadResult:
     """A successful BPF_PROG_LOAD: the raw fd (caller owns it) and the verifier log if asked."""
@@ -68,10 +80,8 @@ def prog_load(insns: bytes, prog_type: int, *, license: str = "GPL", name: str =
                         attach_btf_id=attach_btf_id, attach_prog_fd=attach_prog_fd,
                         prog_token_fd=token_fd)
     attr.prog_name = name.encode()[:BPF_OBJ_NAME_LEN - 1]
-    log = None
-    if log_level:
-        log_size = min(max(log_size, 128), MAX_LOG_SIZE)
-        log = ctypes.create_string_buffer(log_size)
+    log, log_size = _log_buffer(log_level, log_size)
+    if log is not None:
         attr.log_level, attr.log_size, attr.log_buf = log_level, log_size, ctypes.addressof(log)
     keep = []
     if fd_array:
@@ -89,11 +99,9 @@ def prog_load(insns: bytes, prog_type: int, *, license: str = "GPL", name: str =
     try:
         fd = bpf(Cmd.PROG_LOAD, attr, context)
     except BPFError as exc:
-        exc.log = log.value.decode(errors="replace") if log is not None else ""
-        exc.log_true_size = attr.log_true_size
+        exc.log, exc.log_true_size = _log_text(log), attr.log_true_size
         raise
-    text = log.value.decode(errors="replace") if log is not None else ""
-    return LoadResult(fd, text, attr.log_true_size)
+    return LoadResult(fd, _log_text(log), attr.log_true_size)
 
 
 @dataclass(frozen=True)
@@ -146,19 +154,15 @@ def btf_load(data: bytes, *, log_level: int = 0, log_size: int = 0, flags: int =
     """BPF_BTF_LOAD. On failure the raised error carries ``log`` and ``log_true_size``."""
     blob, ptr = _buf(data)
     attr = BtfLoadAttr(btf=ptr, btf_size=len(data), btf_flags=flags, btf_token_fd=token_fd)
-    log = None
-    if log_level:
-        log_size = min(max(log_size, 128), MAX_LOG_SIZE)
-        log = ctypes.create_string_buffer(log_size)
+    log, log_size = _log_buffer(log_level, log_size)
+    if log is not None:
         attr.btf_log_buf, attr.btf_log_size, attr.btf_log_level = ctypes.addressof(log), log_size, log_level
     try:
         fd = bpf(Cmd.BTF_LOAD, attr, context)
     except BPFError as exc:
-        exc.log = log.value.decode(errors="replace") if log is not None else ""
-        exc.log_true_size = attr.btf_log_true_size
+        exc.log, exc.log_true_size = _log_text(log), attr.btf_log_true_size
         raise
-    return LoadResult(fd, log.value.decode(errors="replace") if log is not None else "",
-                      attr.btf_log_true_size)
+    return LoadResult(fd, _log_text(log), attr.btf_log_true_size)
 
 
 def obj_get_info(fd: int, info: ctypes.Structure, context: str = "") -> ctypes.Structure:

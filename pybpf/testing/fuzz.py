@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from pybpf.program.types import ProgType, prog_type as _prog_type
+from pybpf.program.types import prog_type as _prog_type
 
 from .generate import SUPPORTED, TEST_RUNNABLE, generate
 from .minimize import minimize_program

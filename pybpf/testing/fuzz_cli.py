@@ -41,7 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Progress:
     """A ``\\r``-updated line on a terminal, a line every tenth of the run otherwise."""
 
-    def __init__(self, total: int, stream=sys.stderr, quiet: bool = False):
+    def __init__(self, total: int, stream=None, quiet: bool = False):
+        stream = sys.stderr if stream is None else stream
         self.total, self.stream, self.quiet = total, stream, quiet
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.every = max(1, total // 10)

@@ -47,12 +47,16 @@ def mutations_for(ptype) -> tuple[str, ...]:
     return tuple(m for m, types in blocks.MUTATION_TYPES.items() if types is None or ptype in types)
 
 
+# BPF_PROG_TEST_RUN of skb programs refuses (EINVAL) an IPv4/IPv6 frame too short for the IP header.
+_MIN_FRAME = {b"\x08\x00": 14 + 20, b"\x86\xdd": 14 + 40}
+
+
 def random_packet(rng: random.Random, size: int | None = None) -> bytes:
     """An Ethernet frame: random addresses, an IPv4 or IPv6 or odd EtherType, random payload."""
-    size = rng.randint(14, 96) if size is None else size
+    size = rng.randint(14, 96) if size is None else max(size, 14)
     ethertype = rng.choice((b"\x08\x00", b"\x86\xdd", b"\x08\x06", rng.randbytes(2)))
-    frame = rng.randbytes(12) + ethertype + rng.randbytes(max(0, size - 14))
-    return frame[:max(size, 14)]
+    size = max(size, _MIN_FRAME.get(ethertype, 14))
+    return rng.randbytes(12) + ethertype + rng.randbytes(size - 14)
 
 
 def _maps(rng: random.Random) -> list[MapSpec]:

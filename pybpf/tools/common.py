@@ -89,19 +89,26 @@ class Output:
     def __init__(self, as_json: bool, columns: Iterable[tuple[str, str]]):
         self.as_json = as_json
         self.columns = list(columns)  # (key, header format such as "%-7s")
+        self._fmt = " ".join(f for _, f in self.columns) + "\n"
 
     def header(self) -> None:
         if not self.as_json:
-            fmt = " ".join(f for _, f in self.columns)
-            print(fmt % tuple(k.upper() for k, _ in self.columns), flush=True)
+            self._write(self._fmt % tuple(k.upper() for k, _ in self.columns))
 
     def event(self, row: dict) -> None:
         if self.as_json:
             import json  # only JSON mode pays for it
-            print(json.dumps(row), flush=True)
+            self._write(json.dumps(row) + "\n")
         else:
-            fmt = " ".join(f for _, f in self.columns)
-            print(fmt % tuple(row[k] for k, _ in self.columns), flush=True)
+            self._write(self._fmt % tuple(row[k] for k, _ in self.columns))
+
+    @staticmethod
+    def _write(line: str) -> None:
+        # One write and a flush per line: print() writes the text and its newline
+        # separately, two syscalls when stdout is unbuffered (PYTHONUNBUFFERED).
+        out = sys.stdout
+        out.write(line)
+        out.flush()
 
 
 def comm_str(raw: bytes) -> str:

@@ -69,13 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     def start(stack):
         mode = runtime.attach_mode(args.attach)
         events = stack.enter_context(runtime.Events(RECORD))
+        events.open(lambda rec: out.event(  # before attaching, so that no event is lost
+            {"pid": rec[0], "uid": rec[1], "comm": common.comm_str(rec[2])}))
         prog = stack.enter_context(runtime.load(
             build_program(mode, events, args.pid or 0),
             "kprobe" if mode == "kprobe" else "tracepoint", NAME))
         link, where = attach(prog, mode)
         stack.enter_context(link)
-        events.open(lambda rec: out.event(
-            {"pid": rec[0], "uid": rec[1], "comm": common.comm_str(rec[2])}))
         return f"execve via {where}", events.poll
 
     return runtime.run(NAME, args.duration, start, header=out.header)

@@ -107,13 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     def start(stack):
         mode = runtime.attach_mode(args.attach)
         events = stack.enter_context(runtime.Events(RECORD))
+        events.open(show)  # before attaching, so that no event is lost
         offset = _FILENAME_OFFSET if mode == "kprobe" else filename_offset()
         prog = stack.enter_context(runtime.load(
             build_program(mode, events, args.pid or 0, prefix, offset),
             "kprobe" if mode == "kprobe" else "tracepoint", NAME))
         link, where = attach(prog, mode)
         stack.enter_context(link)
-        events.open(show)
         return f"openat via {where}" + (f" for {args.path}*" if prefix else ""), events.poll
 
     return runtime.run(NAME, args.duration, start, header=out.header)

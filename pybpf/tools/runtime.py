@@ -13,7 +13,7 @@ through the real verifier).
 from __future__ import annotations
 
 import contextlib
-import platform
+import os
 import struct
 import sys
 from typing import Any, Callable
@@ -39,7 +39,7 @@ _PT_REGS = {
 
 def pt_regs_offset(what: str) -> int:
     """Offset of ``parm1``..``parm5`` or ``rc`` in this architecture's ``struct pt_regs``."""
-    machine = platform.machine()
+    machine = os.uname().machine  # what platform.machine() returns, without importing it
     try:
         return _PT_REGS[machine][what]
     except KeyError:
@@ -60,7 +60,6 @@ def kprobes_available() -> bool:
 
     Checked on the file system here so that choosing the attach point imports nothing.
     """
-    import os
     if os.path.exists("/sys/bus/event_source/devices/kprobe/type"):
         return True
     return any(os.path.exists(f"{root}/kprobe_events")
@@ -164,7 +163,18 @@ class Events:
             b.call("perf_event_output")
 
     def open(self, callback: Callable[[tuple], Any]) -> None:
-        """Start reading; ``callback`` gets each record unpacked with ``record``."""
+        """Start reading; ``callback`` gets each record unpacked with ``record``.
+
+        Call it before attaching the program: a perf event array slot without
+        a reader's fd drops the record (``bpf_perf_event_output`` returns
+        -ENOENT), so the first events after the attach would be lost.
+
+        The reader is woken for every record (``wakeup_events=1``, what BCC's
+        ``open_perf_buffer`` and bpftrace do), not when a page has filled: these
+        tools print events at human rates, and a watermark would hold the first
+        line back until the reader's next flush. The ring buffer wakes its
+        reader per record by default.
+        """
         unpack, size = self.record.unpack_from, self.record.size
         if self.ringbuf:
             from pybpf.ringbuf import RingBuffer
@@ -172,7 +182,7 @@ class Events:
             self._cb = lambda data: callback(unpack(data[:size]))
         else:
             from pybpf.perf import PerfReader
-            self._reader = PerfReader(self.map, pages=8)
+            self._reader = PerfReader(self.map, pages=8, wakeup_events=1)
             self._cb = lambda sample: callback(unpack(sample.data[:size]))
 
     def poll(self, timeout: float) -> int:

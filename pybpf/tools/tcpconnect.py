@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     def start(stack):
         mode = runtime.attach_mode(args.attach)
         events = stack.enter_context(runtime.Events(RECORD, ringbuf=args.ringbuf))
+        events.open(lambda rec: out.event(decode(rec)))  # before attaching, so that no event is lost
         if mode == "kprobe":
             from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
             from pybpf.maps import MapSpec
@@ -210,7 +211,6 @@ def main(argv: list[str] | None = None) -> int:
                 "tracepoint", NAME))
             stack.enter_context(attach_tracepoint(prog, "sock", "inet_sock_set_state"))
             where = "tracepoint sock:inet_sock_set_state"
-        events.open(lambda rec: out.event(decode(rec)))
         channel = "ring buffer" if args.ringbuf else "perf buffer"
         return f"TCP connects via {where} ({channel})", events.poll
 

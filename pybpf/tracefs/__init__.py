@@ -3,14 +3,15 @@
 >>> from pybpf.tracefs import event_format
 >>> event_format("syscalls", "sys_enter_openat").field("filename").offset  # doctest: +SKIP
 24
+
+``trace_pipe`` reading (:mod:`pybpf.tracefs.pipe`) and probe events
+(:mod:`pybpf.tracefs.probes`) are imported on first use (PEP 562
+``__getattr__``): attaching to a tracepoint needs only its id.
 """
 
 from .events import (EventFormat, Field, event_format, list_categories, list_events,
                      parse_format, tracepoint_id)
 from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path
-from .pipe import Instance, TraceLine, TraceParseError, TracePipe, parse_trace_line
-from .probes import (ProbeEvent, add_kprobe_event, add_uprobe_event, list_probe_events,
-                     probe_event_names, probe_events_available, sweep_stale_probe_events)
 
 __all__ = [
     "TracefsError", "TRACEFS_PATHS", "find_tracefs", "tracefs_path",
@@ -20,3 +21,26 @@ __all__ = [
     "ProbeEvent", "add_kprobe_event", "add_uprobe_event", "list_probe_events",
     "probe_event_names", "probe_events_available", "sweep_stale_probe_events",
 ]
+
+_LAZY = {name: "pipe" for name in ("Instance", "TraceLine", "TraceParseError", "TracePipe",
+                                   "parse_trace_line")}
+_LAZY.update({name: "probes" for name in (
+    "ProbeEvent", "add_kprobe_event", "add_uprobe_event", "list_probe_events",
+    "probe_event_names", "probe_events_available", "sweep_stale_probe_events")})
+_LAZY_MODULES = ("pipe", "probes")
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))

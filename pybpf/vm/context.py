@@ -264,7 +264,8 @@ def _setup_xdp(mem: Memory, ctx, data: bytes) -> Setup:
     buf[start:start + len(data)] = data
     pkt = Packet(mem, buf, start, XDP_PACKET_HEADROOM, start + len(data),
                  frame_start=XDP_FRAME_SIZE, limit=limit)
-    hook = XdpCtx(pkt, {"ingress_ifindex": ingress, "rx_queue_index": rxq})
+    # Without ctx_in, BPF_PROG_TEST_RUN receives the packet on the namespace's loopback (ifindex 1).
+    hook = XdpCtx(pkt, {"ingress_ifindex": ingress if ctx is not None else 1, "rx_queue_index": rxq})
     addr = mem.add("ctx", hook.buf, hook=hook)
 
     def finish():

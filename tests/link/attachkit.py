@@ -19,17 +19,38 @@ from pybpf.asm.registers import R
 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = R
 
 
-def count_if_tgid(counter, tgid: int) -> Builder:
-    """A program that adds 1 to counter[0] when the current tgid is ``tgid``; returns 0."""
-    b = Builder()
+def increment(b: Builder, counter) -> None:
+    """Emit ``counter[0] += 1`` (an atomic add; clobbers r0-r5 and the stack at r10-4)."""
+    b.st(r10, -4, 0, 4)
+    b.map_lookup(counter, key_at=-4)
+    with b.if_(r0, "!=", 0):
+        b.mov(r1, 1)
+        b.atomic_add(r0, 0, r1)
+
+
+def count_if_tgid(counter, tgid: int, b: Builder | None = None) -> Builder:
+    """A program that adds 1 to counter[0] when the current tgid is ``tgid``; returns 0.
+
+    With ``b``, the test is emitted into it (inside a condition the caller opened).
+    """
+    outer = b
+    b = Builder() if b is None else b
     b.call("get_current_pid_tgid")
     b.rsh(r0, 32)
     with b.if_(r0, "==", tgid):
-        b.st(r10, -4, 0, 4)
-        b.map_lookup(counter, key_at=-4)
-        with b.if_(r0, "!=", 0):
-            b.mov(r1, 1)
-            b.atomic_add(r0, 0, r1)
+        increment(b, counter)
+    if outer is None:
+        b.ret(0)
+    return b
+
+
+def count_sys_enter(counter, nr: int, tgid: int) -> Builder:
+    """For raw ``sys_enter`` (and its tp_btf form), whose ctx is ``u64 args[2] = {regs, id}``:
+    count syscall ``nr`` of process ``tgid``."""
+    b = Builder()
+    b.ldx(r6, r1, 8, 8)  # args[1]: the syscall number
+    with b.if_(r6, "==", nr):
+        count_if_tgid(counter, tgid, b)
     b.ret(0)
     return b
 
@@ -37,11 +58,7 @@ def count_if_tgid(counter, tgid: int) -> Builder:
 def count_all(counter, ret: int) -> Builder:
     """counter[0] += 1 on every run; returns ``ret``."""
     b = Builder()
-    b.st(r10, -4, 0, 4)
-    b.map_lookup(counter, key_at=-4)
-    with b.if_(r0, "!=", 0):
-        b.mov(r1, 1)
-        b.atomic_add(r0, 0, r1)
+    increment(b, counter)
     b.ret(ret)
     return b
 

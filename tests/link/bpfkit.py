@@ -1,276 +1,34 @@
-"""Small kernel helpers shared by the link, perf and ringbuf tests.
+"""The old helper names bench/event_throughput.py imports, on the real packages.
 
-Maps and programs are created through ``pybpf.maps`` / ``pybpf.program``
-when those packages exist; until then through a minimal ctypes fallback
-here, so the attach tests exercise the real kernel either way.
+Until that benchmark is ported (its owner is editing it), ``KMap`` is a
+:class:`pybpf.maps.Map` and ``load`` a ``Program.load(..., verify=False)``.
+New code uses ``pybpf.maps`` / ``pybpf.program`` directly and the programs of
+:mod:`attachkit`.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import struct
 
-from pybpf.asm.builder import Builder
-from pybpf.asm.registers import R
-from pybpf.syscall import FD, Cmd, bpf
-from pybpf.syscall.attr_map import MapCreateAttr, MapElemAttr
+from attachkit import seq_producer  # noqa: F401 (re-exported)
+from pybpf.maps import Map, MapSpec, MapType
+from pybpf.program import Program, ProgramSpec, ProgType
 
-r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10 = R
-
-# enum bpf_prog_type
-SOCKET_FILTER, KPROBE, SCHED_CLS, TRACEPOINT, XDP = 1, 2, 3, 5, 6
-CGROUP_SKB, RAW_TRACEPOINT, TRACING = 8, 17, 26
-# enum bpf_map_type
-ARRAY, PERF_EVENT_ARRAY, RINGBUF = 2, 4, 27
+TRACEPOINT = ProgType.TRACEPOINT
+ARRAY, PERF_EVENT_ARRAY, RINGBUF = MapType.ARRAY, MapType.PERF_EVENT_ARRAY, MapType.RINGBUF
 
 
-class ProgLoadAttr(ctypes.Structure):
-    _fields_ = [
-        ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32), ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32), ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16), ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32), ("prog_btf_fd", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32), ("func_info", ctypes.c_uint64),
-        ("func_info_cnt", ctypes.c_uint32), ("line_info_rec_size", ctypes.c_uint32),
-        ("line_info", ctypes.c_uint64), ("line_info_cnt", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32), ("attach_prog_fd", ctypes.c_uint32),
-    ]
+class KMap(Map):
+    """``KMap(map_type, key_size, value_size, max_entries)`` with u32 keys and u64 lookups."""
 
-
-class KMap:
-    """A map fd with u32-key/u64-value helpers (enough for counters)."""
-
-    def __init__(self, map_type: int, key_size: int, value_size: int, max_entries: int, flags: int = 0):
-        attr = MapCreateAttr(map_type=map_type, key_size=key_size, value_size=value_size,
-                             max_entries=max_entries, map_flags=flags)
-        self._fd = FD(bpf(Cmd.MAP_CREATE, attr, "test map"))
-        self.value_size = value_size
-        self.max_entries = max_entries
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
+    def __init__(self, map_type: int, key_size: int, value_size: int, max_entries: int,
+                 flags: int = 0):
+        super().__init__(MapSpec(map_type, key_size, value_size, max_entries, flags,
+                                 key="I" if key_size == 4 else None))
 
     def lookup_u64(self, key: int) -> int:
-        k = ctypes.c_uint32(key)
-        v = ctypes.create_string_buffer(self.value_size)
-        bpf(Cmd.MAP_LOOKUP_ELEM, MapElemAttr(map_fd=self.fd, key=ctypes.addressof(k),
-                                              value=ctypes.addressof(v)))
-        return struct.unpack_from("<Q", v.raw)[0]
-
-    def update(self, key: int, value: bytes) -> None:
-        k = ctypes.c_uint32(key)
-        v = ctypes.create_string_buffer(value, self.value_size)
-        bpf(Cmd.MAP_UPDATE_ELEM, MapElemAttr(map_fd=self.fd, key=ctypes.addressof(k),
-                                              value=ctypes.addressof(v)))
-
-    def close(self) -> None:
-        self._fd.close()
+        return struct.unpack_from("<Q", self.lookup(key))[0]
 
 
-class KProg:
-    def __init__(self, fd: FD):
-        self._fd = fd
-
-    @property
-    def fd(self) -> int:
-        return self._fd.fd
-
-    def close(self) -> None:
-        self._fd.close()
-
-
-def load(prog_type: int, b: Builder, *, expected_attach_type: int = 0, attach_btf_id: int = 0,
-         name: str = "pybpf_test") -> KProg:
-    code = b.encode()
-    insns = ctypes.create_string_buffer(code, len(code))
-    lic = ctypes.create_string_buffer(b"GPL")
-    log = ctypes.create_string_buffer(1 << 16)
-    attr = ProgLoadAttr(prog_type=prog_type, insn_cnt=len(code) // 8, insns=ctypes.addressof(insns),
-                        license=ctypes.addressof(lic), log_level=1, log_size=len(log),
-                        log_buf=ctypes.addressof(log), prog_name=name.encode()[:15],
-                        expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id)
-    try:
-        return KProg(FD(bpf(Cmd.PROG_LOAD, attr, "test program")))
-    except OSError as exc:
-        raise OSError(exc.errno, f"{exc}\n{log.value.decode(errors='replace')}") from None
-
-
-def count_if_tgid(counter: KMap, tgid: int) -> Builder:
-    """A program that adds 1 to counter[0] when the current tgid is ``tgid``; returns 0."""
-    b = Builder()
-    b.call("get_current_pid_tgid")
-    b.rsh(r0, 32)
-    with b.if_(r0, "==", tgid):
-        b.st(r10, -4, 0, 4)
-        b.map_lookup(counter, key_at=-4)
-        with b.if_(r0, "!=", 0):
-            b.mov(r1, 1)
-            b.atomic_add(r0, 0, r1)
-    b.ret(0)
-    return b
-
-
-def count_all(counter: KMap, ret: int) -> Builder:
-    """counter[0] += 1 on every run; returns ``ret``."""
-    b = Builder()
-    b.st(r10, -4, 0, 4)
-    b.map_lookup(counter, key_at=-4)
-    with b.if_(r0, "!=", 0):
-        b.mov(r1, 1)
-        b.atomic_add(r0, 0, r1)
-    b.ret(ret)
-    return b
-
-
-def root() -> bool:
-    return os.geteuid() == 0
-
-
-BPF_F_CURRENT_CPU = 0xFFFFFFFF
-
-
-def seq_producer(counter: KMap, out: KMap, tgid: int, *, kind: str = "ringbuf",
-                 discard_odd: bool = False) -> Builder:
-    """On each event of process ``tgid``: seq = counter[0]++, emit {u64 seq, u32 cpu, u32 tgid}.
-
-    ``kind`` is ``ringbuf`` (bpf_ringbuf_output, or reserve/submit/discard with
-    ``discard_odd``) or ``perf`` (bpf_perf_event_output on the current CPU).
-    """
-    b = Builder()
-    b.mov(r6, r1)  # ctx, for perf_event_output
-    b.call("get_current_pid_tgid")
-    b.rsh(r0, 32)
-    b.jne(r0, tgid, "out")
-    b.mov(r7, r0)
-    b.st(r10, -4, 0, 4)
-    b.map_lookup(counter, key_at=-4)
-    b.jeq(r0, 0, "out")
-    b.mov(r8, 1)
-    b.atomic_add(r0, 0, r8, fetch=True)  # r8 = old counter value: the sequence number
-    b.call("get_smp_processor_id")
-    b.mov(r9, r0)
-    if kind == "perf":
-        b.stx(r10, -16, r8, 8)
-        b.stx(r10, -8, r9, 4)
-        b.stx(r10, -4, r7, 4)
-        b.mov(r1, r6)
-        b.ld_map_fd(r2, out)
-        b.ld_imm64(r3, BPF_F_CURRENT_CPU)
-        b.stack_ptr(r4, -16)
-        b.mov(r5, 16)
-        b.call("perf_event_output")
-    elif not discard_odd:
-        b.stx(r10, -16, r8, 8)
-        b.stx(r10, -8, r9, 4)
-        b.stx(r10, -4, r7, 4)
-        b.ld_map_fd(r1, out)
-        b.stack_ptr(r2, -16)
-        b.mov(r3, 16)
-        b.mov(r4, 0)
-        b.call("ringbuf_output")
-    else:
-        b.ld_map_fd(r1, out)
-        b.mov(r2, 16)
-        b.mov(r3, 0)
-        b.call("ringbuf_reserve")
-        b.jeq(r0, 0, "out")
-        b.stx(r0, 0, r8, 8)
-        b.stx(r0, 8, r9, 4)
-        b.stx(r0, 12, r7, 4)
-        b.mov(r1, r0)
-        b.mov(r2, 0)
-        b.and_(r8, 1)
-        b.jeq(r8, 0, "submit")
-        b.call("ringbuf_discard")
-        b.ja("out")
-        b.label("submit")
-        b.call("ringbuf_submit")
-    b.label("out")
-    b.ret(0)
-    return b
-
-
-# ---------------------------------------------------------------- networking
-import contextlib
-import socket
-import subprocess
-
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def netns(name: str):
-    """Run the block in network namespace ``name`` (this thread only), then come back."""
-    here = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    there = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(there, CLONE_NEWNET) != 0:
-            raise OSError(ctypes.get_errno(), f"setns {name}")
-        yield
-    finally:
-        _libc.setns(here, CLONE_NEWNET)
-        os.close(here)
-        os.close(there)
-
-
-class VethPair:
-    """Two fresh namespaces ``a`` and ``b`` joined by veth ``va`` (10.199.x.1) -- ``vb`` (10.199.x.2)."""
-
-    def __init__(self, tag: str = ""):
-        base = f"pybpf{os.getpid()}{tag}"
-        self.a, self.b = base + "a", base + "b"
-        self.ip_a, self.ip_b = "10.199.7.1", "10.199.7.2"
-        sh = lambda *cmd: subprocess.run(cmd, check=True, capture_output=True)  # noqa: E731
-        sh("ip", "netns", "add", self.a)
-        sh("ip", "netns", "add", self.b)
-        try:
-            sh("ip", "-n", self.a, "link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", self.b)
-            sh("ip", "-n", self.a, "addr", "add", self.ip_a + "/24", "dev", "va")
-            sh("ip", "-n", self.b, "addr", "add", self.ip_b + "/24", "dev", "vb")
-            for ns, dev in ((self.a, "va"), (self.b, "vb")):
-                sh("ip", "-n", ns, "link", "set", dev, "up")
-                sh("ip", "-n", ns, "link", "set", "lo", "up")
-        except BaseException:
-            self.close()
-            raise
-
-    def socket_in(self, ns: str) -> socket.socket:
-        with netns(ns):
-            return socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-
-    def close(self) -> None:
-        for ns in (self.a, self.b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def udp_counter_prog(counter: KMap, *, data_off: int, end_off: int, l3: int, hit: int, miss: int) -> Builder:
-    """Count IPv4/UDP packets (direct packet access) and return ``hit`` for them, ``miss`` otherwise.
-
-    ``l3`` is where the IP header starts (14 behind an Ethernet header, 0 for cgroup skb).
-    """
-    b = Builder()
-    b.ldx(r2, r1, data_off, 4)
-    b.ldx(r3, r1, end_off, 4)
-    b.mov(r4, r2)
-    b.add(r4, l3 + 20)
-    b.jgt(r4, r3, "miss")
-    if l3:
-        b.ldx(r5, r2, 12, 2)
-        b.jne(r5, 0x0008, "miss")  # ETH_P_IP, big-endian 0x0800 read little-endian
-    b.ldx(r5, r2, l3 + 9, 1)
-    b.jne(r5, 17, "miss")  # IPPROTO_UDP
-    b.st(r10, -4, 0, 4)
-    b.map_lookup(counter, key_at=-4)
-    b.jeq(r0, 0, "hit")
-    b.mov(r1, 1)
-    b.atomic_add(r0, 0, r1)
-    b.label("hit")
-    b.ret(hit)
-    b.label("miss")
-    b.ret(miss)
-    return b
+def load(prog_type: int, b, **spec) -> Program:
+    return Program.load(ProgramSpec(b, prog_type, **spec), verify=False)

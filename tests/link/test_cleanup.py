@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from bpfkit import VethPair, netns
-from pybpf.link import _probe_events, _sys
-from pybpf.link.tc import tc_filters
-from pybpf.link.xdp import xdp_prog_id
+from attachkit import VethPair, netns
+from pybpf.link import link_ids as live_link_ids
+from pybpf.link import tc_filters, xdp_prog_id
+from pybpf.tracefs import probe_event_names
 
 pytestmark = pytest.mark.kernel
 
@@ -22,28 +22,34 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = textwrap.dedent("""
     import json, os, sys, time
     sys.path.insert(0, {here!r})
-    from bpfkit import *
+    from attachkit import count_all, netns
     from pybpf.link import *
+    from pybpf.maps import MapSpec
+    from pybpf.program import AttachType, Program, ProgramSpec, ProgType
+
+    def load(prog_type, b, **spec):
+        return Program.load(ProgramSpec(b, prog_type, **spec), verify=False)
 
     ns_a, ns_b, cg, ending = sys.argv[1:5]
-    counter = KMap(ARRAY, 4, 8, 1)
+    counter = MapSpec.array("Q", 1).create()
     links = []
-    tp = load(TRACEPOINT, count_all(counter, 0))
+    tp = load(ProgType.TRACEPOINT, count_all(counter, 0))
     links.append(attach_tracepoint(tp, "syscalls:sys_enter_getpid"))
-    raw = load(RAW_TRACEPOINT, count_all(counter, 0))
+    raw = load(ProgType.RAW_TRACEPOINT, count_all(counter, 0))
     links.append(attach_raw_tracepoint(raw, "sys_enter"))
-    up = load(KPROBE, count_all(counter, 0))
+    up = load(ProgType.KPROBE, count_all(counter, 0))
     links.append(attach_uprobe(up, "libc.so.6", "getpid", legacy=True))
     links.append(attach_uprobe(up, "libc.so.6", "getppid"))
-    xdp = load(XDP, count_all(counter, 2))
-    cls = load(SCHED_CLS, count_all(counter, 0))
+    xdp = load(ProgType.XDP, count_all(counter, 2))
+    cls = load(ProgType.SCHED_CLS, count_all(counter, 0))
     with netns(ns_a):
         links.append(attach_xdp(xdp, "va", mode="generic", method="netlink"))
         links.append(attach_tc(cls, "va", "ingress", method="netlink"))
     with netns(ns_b):
         links.append(attach_xdp(xdp, "vb", method="link"))
         links.append(attach_tc(cls, "vb", "egress", method="tcx"))
-    skb = load(CGROUP_SKB, count_all(counter, 1), expected_attach_type=1)
+    skb = load(ProgType.CGROUP_SKB, count_all(counter, 1),
+               expected_attach_type=AttachType.CGROUP_INET_EGRESS)
     links.append(attach_cgroup(skb, cg, "egress", method="attach"))
     ids = [l.id for l in links if getattr(l, "is_bpf_link", False)]
     print(json.dumps({{"link_ids": ids}}), flush=True)
@@ -85,7 +91,7 @@ def cgroup_prog_count(path):
 def leftovers(veth, cg, child_pid, link_ids):
     found = []
     for kind in ("kprobe", "uprobe"):
-        found += [e for e in _probe_events.list_events(kind) if f"pybpf_{child_pid}_" in e]
+        found += [e for e in probe_event_names(kind) if f"pybpf_{child_pid}_" in e]
     with netns(veth.a):
         if xdp_prog_id("va"):
             found.append("xdp on va")
@@ -97,7 +103,7 @@ def leftovers(veth, cg, child_pid, link_ids):
     with netns(veth.b):
         if xdp_prog_id("vb"):
             found.append("xdp on vb")
-    live = set(_sys.link_ids())
+    live = set(live_link_ids())
     found += [f"link {i}" for i in link_ids if i in live]
     if cgroup_prog_count(cg):
         found.append("cgroup egress program")
@@ -131,9 +137,12 @@ def test_sweep_removes_events_of_killed_processes(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {HERE!r})
-        from bpfkit import *
+        from attachkit import count_all
         from pybpf.link import attach_uprobe
-        prog = load(KPROBE, count_all(KMap(ARRAY, 4, 8, 1), 0))
+        from pybpf.maps import MapSpec
+        from pybpf.program import Program, ProgramSpec, ProgType
+        prog = Program.load(ProgramSpec(count_all(MapSpec.array("Q", 1), 0), ProgType.KPROBE),
+                            verify=False)
         link = attach_uprobe(prog, "libc.so.6", "getpid", legacy=True)
         print("ready", flush=True)
         time.sleep(60)
@@ -141,9 +150,9 @@ def test_sweep_removes_events_of_killed_processes(tmp_path):
     assert child.stdout.readline().strip() == b"ready"
     child.kill()  # SIGKILL: no handler can run
     child.wait()
-    mine = [e for e in _probe_events.list_events("uprobe") if f"pybpf_{child.pid}_" in e]
+    mine = [e for e in probe_event_names("uprobe") if f"pybpf_{child.pid}_" in e]
     assert mine  # left behind, as SIGKILL allows nothing else
     from pybpf.link.cleanup import sweep_stale_probe_events
     removed = sweep_stale_probe_events()
     assert set(mine) <= set(removed)
-    assert not [e for e in _probe_events.list_events("uprobe") if f"pybpf_{child.pid}_" in e]
+    assert not [e for e in probe_event_names("uprobe") if f"pybpf_{child.pid}_" in e]

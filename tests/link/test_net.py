@@ -6,14 +6,12 @@ import textwrap
 
 import pytest
 
-from bpfkit import (ARRAY, CGROUP_SKB, SCHED_CLS, SOCKET_FILTER, XDP, KMap, VethPair, count_all, load,
-                    netns, r0, r1, r10, udp_counter_prog)
+from attachkit import VethPair, increment, netns, r0, r1, udp_counter_prog
 from pybpf.asm.builder import Builder
-from pybpf.link import _sys
-from pybpf.link.cgroup import attach_cgroup
-from pybpf.link.socket_filter import attach_socket_filter
-from pybpf.link.tc import attach_tc, tc_filters
-from pybpf.link.xdp import attach_xdp, xdp_prog_id
+from pybpf.link import (attach_cgroup, attach_socket_filter, attach_tc, attach_xdp, link_ids,
+                        tc_filters, xdp_prog_id)
+from pybpf.maps import MapSpec
+from pybpf.program import AttachType, Program, ProgramSpec, ProgType
 
 pytestmark = pytest.mark.kernel
 
@@ -31,9 +29,12 @@ def veth():
 
 @pytest.fixture
 def counter():
-    m = KMap(ARRAY, 4, 8, 1)
-    yield m
-    m.close()
+    with MapSpec.array("Q", 1).create() as m:
+        yield m
+
+
+def load(prog_type, b, **spec):
+    return Program.load(ProgramSpec(b, prog_type, **spec), verify=False)
 
 
 def send_and_receive(veth, n):
@@ -62,12 +63,12 @@ def warm_up(veth):
 @pytest.mark.parametrize("method,mode", [("link", None), ("netlink", "generic"), ("netlink", "driver")])
 def test_xdp_counts_and_drops_udp(veth, counter, method, mode):
     warm_up(veth)
-    prog = load(XDP, udp_counter_prog(counter, data_off=0, end_off=4, l3=14, hit=XDP_DROP, miss=XDP_PASS))
+    prog = load(ProgType.XDP, udp_counter_prog(counter, data_off=0, end_off=4, l3=14, hit=XDP_DROP, miss=XDP_PASS))
     with netns(veth.a):
         with attach_xdp(prog, "va", mode=mode, method=method) as link:
-            assert xdp_prog_id("va", mode) == _sys.prog_id(prog.fd)
+            assert xdp_prog_id("va", mode) == prog.id
             assert send_and_receive(veth, 10) == 0
-            assert counter.lookup_u64(0) == 10
+            assert counter[0] == 10
         assert not link.attached
         assert xdp_prog_id("va") == 0
     assert send_and_receive(veth, 3) == 3
@@ -77,16 +78,16 @@ def test_xdp_counts_and_drops_udp(veth, counter, method, mode):
 @pytest.mark.parametrize("method", ["tcx", "netlink"])
 def test_tc_ingress_counts_and_drops_udp(veth, counter, method):
     warm_up(veth)
-    prog = load(SCHED_CLS, udp_counter_prog(counter, data_off=76, end_off=80, l3=14, hit=TC_ACT_SHOT,
+    prog = load(ProgType.SCHED_CLS, udp_counter_prog(counter, data_off=76, end_off=80, l3=14, hit=TC_ACT_SHOT,
                                             miss=TC_ACT_OK))
     with netns(veth.a):
         with attach_tc(prog, "va", "ingress", method=method) as link:
             if method == "netlink":
                 assert [f["name"] for f in tc_filters("va", "ingress")] == ["pybpf"]
             else:
-                assert link.id in set(_sys.link_ids())
+                assert link.id in set(link_ids())
             assert send_and_receive(veth, 7) == 0
-            assert counter.lookup_u64(0) == 7
+            assert counter[0] == 7
         assert tc_filters("va", "ingress") == []
         qdiscs = subprocess.run(["tc", "qdisc", "show", "dev", "va"], capture_output=True, text=True).stdout
         assert "clsact" not in qdiscs
@@ -96,12 +97,12 @@ def test_tc_ingress_counts_and_drops_udp(veth, counter, method):
 
 def test_tc_egress_counts_and_drops_udp(veth, counter):
     warm_up(veth)
-    prog = load(SCHED_CLS, udp_counter_prog(counter, data_off=76, end_off=80, l3=14, hit=TC_ACT_SHOT,
+    prog = load(ProgType.SCHED_CLS, udp_counter_prog(counter, data_off=76, end_off=80, l3=14, hit=TC_ACT_SHOT,
                                             miss=TC_ACT_OK))
     with netns(veth.b):
         link = attach_tc(prog, "vb", "egress", method="netlink")
     assert send_and_receive(veth, 4) == 0
-    assert counter.lookup_u64(0) == 4
+    assert counter[0] == 4
     link.detach()  # works from outside the namespace: the netlink socket remembers it
     with netns(veth.b):
         assert tc_filters("vb", "egress") == []
@@ -114,14 +115,10 @@ def test_socket_filter_drops_datagrams(counter):
     b = Builder()
     b.ldx(r0, r1, 0, 4)
     with b.if_(r0, "<", 5):
-        b.st(r10, -4, 0, 4)
-        b.map_lookup(counter, key_at=-4)
-        with b.if_(r0, "!=", 0):
-            b.mov(r1, 1)
-            b.atomic_add(r0, 0, r1)
+        increment(b, counter)
         b.ret(0)
     b.ret(0xFFFF)
-    prog = load(SOCKET_FILTER, b)
+    prog = load(ProgType.SOCKET_FILTER, b)
     a, c = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     with a, c:
         c.settimeout(0.2)
@@ -135,7 +132,7 @@ def test_socket_filter_drops_datagrams(counter):
             except TimeoutError:
                 pass
             assert got == [b"long enough", b"hello world"]
-            assert counter.lookup_u64(0) == 2
+            assert counter[0] == 2
         a.send(b"hi")
         assert c.recv(64) == b"hi"  # detached: short ones pass again
     prog.close()
@@ -163,8 +160,8 @@ def cgroup_dir():
 
 @pytest.mark.parametrize("method", ["link", "attach"])
 def test_cgroup_skb_counts_egress_of_a_cgroup(counter, cgroup_dir, method):
-    prog = load(CGROUP_SKB, udp_counter_prog(counter, data_off=76, end_off=80, l3=0, hit=1, miss=1),
-                expected_attach_type=1)  # BPF_CGROUP_INET_EGRESS
+    prog = load(ProgType.CGROUP_SKB, udp_counter_prog(counter, data_off=76, end_off=80, l3=0, hit=1, miss=1),
+                expected_attach_type=AttachType.CGROUP_INET_EGRESS)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     port = rx.getsockname()[1]
@@ -177,5 +174,5 @@ def test_cgroup_skb_counts_egress_of_a_cgroup(counter, cgroup_dir, method):
         assert child.wait(timeout=20) == 0
         # Our own process is outside the cgroup: its traffic is not counted.
         rx.sendto(b"self", ("127.0.0.1", port))
-        assert counter.lookup_u64(0) == 9
+        assert counter[0] == 9
     prog.close()

@@ -169,3 +169,16 @@ def test_kprobe_counts_getpid(counter):
                 os.getpid()
         assert counter[0] == 13
     prog.close()
+
+
+def test_two_legacy_uprobes_on_one_symbol(target, counter):
+    # Each tracefs entry gets its own sequence number, so both attach and both count.
+    prog = load_kprobe(count_all(counter, 0))
+    p, go = run(target, 7)
+    with attach_uprobe(prog, target, "pybpf_target", pid=p.pid, legacy=True) as one, \
+            attach_uprobe(prog, target, "pybpf_target", pid=p.pid, legacy=True) as two:
+        assert one.event != two.event
+        go()
+    assert counter[0] == 14
+    assert not any(f"pybpf_{os.getpid()}_" in e for e in list_probe_events("uprobe"))
+    prog.close()

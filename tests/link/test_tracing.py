@@ -2,11 +2,11 @@ import os
 
 import pytest
 
-from bpfkit import ARRAY, TRACING, KMap, load, r0, r1, r6, r10
+from attachkit import count_sys_enter
 from pybpf.asm.builder import Builder
-from pybpf.link import _sys
-from pybpf.link.fentry import attach_tracing, load_tracing, lockdown_mode
-from pybpf.link.raw_tracepoint import attach_tp_btf, tp_btf_id
+from pybpf.link import attach_tp_btf, attach_tracing, link_ids, load_tracing, lockdown_mode, tp_btf_id
+from pybpf.maps import MapSpec
+from pybpf.program import AttachType, Program, ProgramSpec, ProgType
 from pybpf.syscall import BPFPermissionError
 
 pytestmark = pytest.mark.kernel
@@ -56,30 +56,20 @@ def test_fentry_attaches():
     b.ret(0)
     prog = load_tracing(b, "do_sys_openat2")
     with attach_tracing(prog, "fentry", "do_sys_openat2") as link:
-        assert link.id in set(_sys.link_ids())
+        assert link.id in set(link_ids())
     prog.close()
 
 
 def test_tp_btf_counts_getpid():
-    counter = KMap(ARRAY, 4, 8, 1)
-    b = Builder()
-    b.ldx(r6, r1, 8, 8)  # args[1] of btf_trace_sys_enter(void *, struct pt_regs *, long id)
-    with b.if_(r6, "==", 39):
-        b.call("get_current_pid_tgid")
-        b.rsh(r0, 32)
-        with b.if_(r0, "==", os.getpid()):
-            b.st(r10, -4, 0, 4)
-            b.map_lookup(counter, key_at=-4)
-            with b.if_(r0, "!=", 0):
-                b.mov(r1, 1)
-                b.atomic_add(r0, 0, r1)
-    b.ret(0)
-    prog = load(TRACING, b, expected_attach_type=_sys.AttachType.TRACE_RAW_TP,
-                attach_btf_id=tp_btf_id("sys_enter"))
+    counter = MapSpec.array("Q", 1).create()
+    # args[1] of btf_trace_sys_enter(void *, struct pt_regs *, long id) is the syscall number.
+    b = count_sys_enter(counter, 39, os.getpid())
+    prog = Program.load(ProgramSpec(b, ProgType.TRACING, expected_attach_type=AttachType.TRACE_RAW_TP,
+                                    attach_btf_id=tp_btf_id("sys_enter")), verify=False)
     with attach_tp_btf(prog, "sys_enter") as link:
         for _ in range(11):
             os.getpid()
-        assert link.id in set(_sys.link_ids())
-    assert counter.lookup_u64(0) == 11
+        assert link.id in set(link_ids())
+    assert counter[0] == 11
     prog.close()
     counter.close()

@@ -8,9 +8,11 @@ from collections import namedtuple
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "link"))
-from bpfkit import ARRAY, RINGBUF, TRACEPOINT, KMap, load, seq_producer  # noqa: E402
+from attachkit import seq_producer  # noqa: E402
 
-from pybpf.link.tracepoint import attach_tracepoint  # noqa: E402
+from pybpf.link import attach_tracepoint  # noqa: E402
+from pybpf.maps import MapSpec  # noqa: E402
+from pybpf.program import Program, ProgramSpec, ProgType  # noqa: E402
 from pybpf.ringbuf import RingBuffer  # noqa: E402
 
 pytestmark = pytest.mark.kernel
@@ -25,15 +27,20 @@ class CEvent(ctypes.Structure):
 
 @pytest.fixture
 def setup():
-    counter = KMap(ARRAY, 4, 8, 1)
-    rb = KMap(RINGBUF, 0, 0, 1 << 16)
+    counter = MapSpec.array("Q", 1).create()
+    rb = MapSpec.ringbuf(1 << 16).create()
     yield counter, rb
     counter.close()
     rb.close()
 
 
+def load_producer(counter, rb, **kw):
+    spec = ProgramSpec(seq_producer(counter, rb, os.getpid(), **kw), ProgType.TRACEPOINT)
+    return Program.load(spec, verify=False)
+
+
 def produce(counter, rb, n, **kw):
-    prog = load(TRACEPOINT, seq_producer(counter, rb, os.getpid(), **kw))
+    prog = load_producer(counter, rb, **kw)
     with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
         for _ in range(n):
             os.getpid()
@@ -45,7 +52,7 @@ def test_ringbuf_delivers_exactly_n_in_order(setup, n):
     counter, rb = setup
     with RingBuffer(rb, record_type=Event) as reader:
         got = []
-        prog = load(TRACEPOINT, seq_producer(counter, rb, os.getpid()))
+        prog = load_producer(counter, rb)
         with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
             for i in range(n):
                 os.getpid()

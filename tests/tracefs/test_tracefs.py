@@ -8,7 +8,8 @@ import pytest
 
 from pybpf.tracefs import (Instance, TraceParseError, TracefsError, add_kprobe_event,
                            add_uprobe_event, event_format, find_tracefs, list_events,
-                           list_probe_events, parse_format, parse_trace_line, tracepoint_id)
+                           list_probe_events, parse_format, parse_trace_line, probe_event_names,
+                           sweep_stale_probe_events, tracepoint_id)
 
 SAMPLE_FORMAT = """name: sched_process_exec
 ID: 365
@@ -174,3 +175,40 @@ def test_uprobe_event_added_and_removed():
     assert not any(ev.name in line for line in list_probe_events("uprobe"))
     with pytest.raises(FileNotFoundError):
         add_uprobe_event("/no/such/binary", 0)
+
+
+@pytest.mark.kernel
+def test_uprobe_events_on_one_target_do_not_collide():
+    root = _need_tracefs()
+    if not os.path.exists(os.path.join(root, "uprobe_events")):
+        pytest.skip("kernel without uprobe_events")
+    target = os.path.realpath("/bin/true")
+    with add_uprobe_event(target, 0x40, name="same") as a, \
+            add_uprobe_event(target, 0x40, name="same", retprobe=True) as b, \
+            add_uprobe_event(target, 0x48, ref_ctr_offset=0x100) as c:
+        assert a.name != b.name and a.id != b.id
+        lines = list_probe_events("uprobe")
+        assert f"p:uprobes/{a.name} {target}:0x0000000000000040" in lines
+        assert f"r:uprobes/{b.name} {target}:0x0000000000000040" in lines
+        assert f"p:uprobes/{c.name} {target}:0x0000000000000048(0x100)" in lines
+        assert f"uprobes/{c.name}" in probe_event_names("uprobe")
+    assert not any(ev.name in line for ev in (a, b, c) for line in list_probe_events("uprobe"))
+
+
+def test_kprobe_event_arguments_checked_before_writing():
+    with pytest.raises(ValueError, match="return probes only"):
+        add_kprobe_event("do_sys_openat2", maxactive=4)
+    with pytest.raises(ValueError, match="one of them"):
+        add_kprobe_event("do_sys_openat2", address=0xffffffff81000000)
+    with pytest.raises(ValueError, match="invalid kernel symbol"):
+        add_kprobe_event("do sys")
+
+
+@pytest.mark.kernel
+def test_sweep_leaves_live_processes_alone():
+    root = _need_tracefs()
+    if not os.path.exists(os.path.join(root, "uprobe_events")):
+        pytest.skip("kernel without uprobe_events")
+    with add_uprobe_event(os.path.realpath("/bin/true"), 0x40) as ev:
+        assert f"uprobes/{ev.name}" not in sweep_stale_probe_events()
+        assert f"uprobes/{ev.name}" in probe_event_names("uprobe")

@@ -1,0 +1,14 @@
+"""Every corpus case: the hand-written tables and a seeded generated set."""
+
+import cases_basic
+import cases_mem
+import gen
+
+
+def hand_cases(include_slow: bool = False):
+    out = list(cases_basic.CASES) + list(cases_mem.CASES)
+    return [c for c in out if include_slow or "slow" not in c.tags]
+
+
+def generated(n: int, seed: int = 1):
+    return gen.corpus(n, seed)
