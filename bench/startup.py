@@ -3,13 +3,25 @@
 For each tool and implementation: start the process, keep triggering the
 event (exec /bin/true, or open a marker file, every 10 ms), and measure the
 wall time from process start until the first event line appears on its
-stdout; then SIGINT it and read its peak RSS (``wait4`` rusage). Several runs
-each; medians, ratios against pybpf, and the goals are printed.
+stdout, and the CPU time the process had used by then (summed over its
+threads from /proc/PID/task/*/schedstat, read when the line arrives); then
+SIGINT it and read its total CPU time and peak RSS (``wait4`` rusage).
+Several runs each, the implementations interleaved run by run so that a
+burst of load hits all of them alike; medians, ratios and the goals are
+printed.
+
+pybpf is run the two ways users run it: ``python -m pybpf.tools.NAME``
+(``pybpf``) and the installed console script ``pybpf tool NAME``
+(``pybpf-cli``; the script pip wrote next to the interpreter, not a pyenv
+shim, which would add a bash and pyenv start-up of its own). A
+``python -c pass`` row shows what any Python program pays here before its
+first line runs (the interpreter, and ``site`` with the environment's .pth
+files); it is part of pybpf's figures, as it is for every Python tool.
 
 Goal: pybpf's first event in at most half of bpftrace's time and a tenth of
 BCC's.
 
-    python bench/startup.py [--runs 5] [--no-install] [--only pybpf,bpftrace]
+    python bench/startup.py [--runs 5] [--no-install] [--only pybpf,pybpf-cli,bpftrace]
 
 Setup (done here, root needed): ``apt-get install bpftrace bpfcc-tools
 python3-bpfcc linux-headers-amd64``; BCC needs kernel headers, so the
@@ -35,6 +47,7 @@ import sys
 import tempfile
 import threading
 import time
+from typing import NamedTuple
 
 HEADERS = "/tmp/pybpf-bench-kernel-headers"
 MARKER_DIR = tempfile.mkdtemp(prefix="pybpf-bench-")
@@ -100,10 +113,17 @@ BPFTRACE = {
 EVENT_LINE = re.compile(r"^\s*\d+\s+\S")   # "PID COMM ..." rows; headers and banners do not match
 
 
+def console_script() -> str:
+    """The ``pybpf`` script pip installed beside this interpreter (else the one on PATH)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "pybpf")
+    return beside if os.access(beside, os.X_OK) else (shutil.which("pybpf") or beside)
+
+
 def commands(tool: str) -> dict[str, list[str]]:
     py = sys.executable
     return {
         "pybpf": [py, "-m", f"pybpf.tools.{tool}"],
+        "pybpf-cli": [console_script(), "tool", tool],
         "bpftrace": ["bpftrace", "-e", BPFTRACE[tool]],
         "bcc": ["/usr/bin/python3", "-c", BCC_EXECSNOOP if tool == "execsnoop" else BCC_OPENSNOOP],
     }
@@ -143,8 +163,11 @@ def setup(install: bool) -> dict[str, str | None]:
                 subprocess.run(["cp", "-asf", src + "/.", tmp], check=True)
         os.rename(tmp, HEADERS)
     os.environ["BCC_KERNEL_SOURCE"] = HEADERS
-    # An installed package has its bytecode compiled (pip does it); a checkout run with
-    # PYTHONDONTWRITEBYTECODE would recompile every module at every start instead.
+    # An installed package has its bytecode compiled (pip does it at install time); a
+    # checkout run with PYTHONDONTWRITEBYTECODE would recompile every module at every start
+    # instead. So compile pybpf once, as pip would (same interpreter, default timestamp
+    # checks), and let the runs below use and write caches as an ordinary install does.
+    # Nothing else is warmed: the first run of each implementation is timed like the others.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     import compileall
     import pybpf
@@ -179,16 +202,39 @@ class Trigger:
 
 
 # ----------------------------------------------------------------------- measuring
-def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, int, float, str]:
-    """(seconds from start to the first event line, peak RSS in KiB, CPU seconds, stderr tail).
+def task_cpu(pid: int) -> float | None:
+    """CPU seconds used so far by every thread of ``pid`` (schedstat: nanoseconds on CPU)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass  # the thread exited meanwhile
+    except OSError:
+        return None
+    return total / 1e9
 
-    The CPU time (user + system, whole run including teardown) says what the
-    wall time means on a loaded machine, where a process waits for a core.
+
+class Result(NamedTuple):
+    first: float | None     # seconds from start to the first event line
+    cpu_first: float | None  # CPU seconds used by then
+    cpu_total: float         # user + system CPU of the whole run, teardown included
+    rss_kib: int
+    stderr: str
+
+
+def first_event(cmd: list[str], timeout: float = 120.0) -> Result:
+    """Start ``cmd``, wait for its first event line, stop it; see :class:`Result`.
+
+    The CPU times say what the wall time means on a loaded machine, where a
+    process waits for a core.
     """
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=os.environ, start_new_session=True)
-    seen = None
+    seen = cpu_first = None
     buf = b""
     err = b""
     deadline = start + timeout
@@ -207,6 +253,7 @@ def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, i
             for line in buf.split(b"\n")[:-1]:
                 if EVENT_LINE.match(line.decode(errors="replace")):
                     seen = time.monotonic() - start
+                    cpu_first = task_cpu(proc.pid)
                     break
             buf = buf[buf.rfind(b"\n") + 1:]
     try:
@@ -222,7 +269,21 @@ def first_event(cmd: list[str], timeout: float = 120.0) -> tuple[float | None, i
     proc.returncode = 0
     for f in (proc.stdout, proc.stderr):
         f.close()
-    return seen, usage.ru_maxrss, usage.ru_utime + usage.ru_stime, err.decode(errors="replace")[-400:]
+    return Result(seen, cpu_first, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+                  err.decode(errors="replace")[-400:])
+
+
+def python_startup(runs: int) -> tuple[float, float]:
+    """Median wall and CPU seconds of ``python -c pass``: the interpreter and site alone."""
+    wall, cpu = [], []
+    for _ in range(runs):
+        t = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-c", "pass"], env=os.environ)
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+        wall.append(time.monotonic() - t)
+        cpu.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def _wait4(proc, timeout: float):
@@ -240,7 +301,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--no-install", action="store_true", help="do not apt-get install anything")
-    p.add_argument("--only", default="pybpf,bpftrace,bcc")
+    p.add_argument("--only", default="pybpf,pybpf-cli,bpftrace,bcc")
     p.add_argument("--tools", default="execsnoop,opensnoop")
     args = p.parse_args()
     if os.geteuid() != 0:
@@ -251,51 +312,64 @@ def main() -> int:
         print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs "
               "(wall times stretch with load; the CPU column does not)", flush=True)
     impls = [i for i in args.only.split(",") if i]
-    results: dict[tuple[str, str], tuple[list[float], list[int], list[float]]] = {}
-    for tool in args.tools.split(","):
-        for impl in impls:
-            if missing.get(impl):
-                print(f"{tool:10s} {impl:9s} skipped: {missing[impl]}")
-                continue
-            cmd = commands(tool)[impl]
-            times, rss, cpu = [], [], []
-            for _ in range(args.runs):
+    tools = [t for t in args.tools.split(",") if t]
+    results: dict[tuple[str, str], list[Result]] = {}
+    failed: set[tuple[str, str]] = set()
+    for impl in impls:
+        if missing.get(impl):
+            print(f"{impl:9s} skipped: {missing[impl]}")
+    for tool in tools:
+        runnable = [i for i in impls if not missing.get(i)]
+        for _ in range(args.runs):
+            for impl in runnable:  # interleaved: load bursts hit every implementation alike
+                if (tool, impl) in failed:
+                    continue
                 with Trigger(tool):
-                    t, kib, secs, err = first_event(cmd)
-                if t is None:
-                    print(f"{tool:10s} {impl:9s} no event; stderr: {err.strip()}")
-                    break
-                times.append(t)
-                rss.append(kib)
-                cpu.append(secs)
+                    r = first_event(commands(tool)[impl])
+                if r.first is None:
+                    print(f"{tool:10s} {impl:9s} no event; stderr: {r.stderr.strip()}")
+                    failed.add((tool, impl))
+                    continue
+                results.setdefault((tool, impl), []).append(r)
                 time.sleep(0.2)
-            if times:
-                results[(tool, impl)] = (times, rss, cpu)
-                print(f"{tool:10s} {impl:9s} runs: " + " ".join(f"{x * 1000:.0f}" for x in times)
-                      + " ms", flush=True)
+        for impl in runnable:
+            if (tool, impl) in results and (tool, impl) not in failed:
+                print(f"{tool:10s} {impl:9s} runs: "
+                      + " ".join(f"{r.first * 1000:.0f}" for r in results[(tool, impl)]) + " ms",
+                      flush=True)
+    py_wall, py_cpu = python_startup(max(args.runs, 5))
     print()
-    print(f"{'tool':10s} {'impl':9s} {'median ms':>10s} {'min ms':>8s} {'vs pybpf':>9s} "
-          f"{'CPU ms':>7s} {'peak RSS MiB':>13s}")
+    print(f"{'tool':10s} {'impl':9s} {'median ms':>10s} {'min ms':>7s} {'vs pybpf':>9s} "
+          f"{'CPU@first':>10s} {'CPU total':>10s} {'RSS MiB':>8s}")
+    print(f"{'(python -c pass)':20s} {py_wall * 1000:10.0f} {'':7s} {'':9s} "
+          f"{py_cpu * 1000:10.0f}   (interpreter + site: paid by every Python tool here)")
     ok = True
-    for tool in args.tools.split(","):
+    for tool in tools:
         base = results.get((tool, "pybpf"))
+        base_med = statistics.median(r.first for r in base) if base else None
         for impl in impls:
-            if (tool, impl) not in results:
+            rs = results.get((tool, impl))
+            if not rs or (tool, impl) in failed:
                 continue
-            times, rss, cpu = results[(tool, impl)]
-            med = statistics.median(times)
-            ratio = f"{med / statistics.median(base[0]):.1f}x" if base else "-"
-            print(f"{tool:10s} {impl:9s} {med * 1000:10.0f} {min(times) * 1000:8.0f} {ratio:>9s} "
-                  f"{statistics.median(cpu) * 1000:7.0f} {max(rss) / 1024:13.1f}")
-        if base:
-            pb = statistics.median(base[0])
+            med = statistics.median(r.first for r in rs)
+            ratio = f"{med / base_med:.2f}x" if base_med else "-"
+            cpu_first = [r.cpu_first for r in rs if r.cpu_first is not None]
+            cf = f"{statistics.median(cpu_first) * 1000:10.0f}" if cpu_first else f"{'-':>10s}"
+            print(f"{tool:10s} {impl:9s} {med * 1000:10.0f} {min(r.first for r in rs) * 1000:7.0f} "
+                  f"{ratio:>9s} {cf} {statistics.median(r.cpu_total for r in rs) * 1000:10.0f} "
+                  f"{max(r.rss_kib for r in rs) / 1024:8.1f}")
+        for mine in ("pybpf", "pybpf-cli"):
+            if (tool, mine) not in results or (tool, mine) in failed:
+                continue
+            pb = statistics.median(r.first for r in results[(tool, mine)])
             for impl, goal in (("bpftrace", 0.5), ("bcc", 0.1)):
-                if (tool, impl) in results:
-                    other = statistics.median(results[(tool, impl)][0])
+                if (tool, impl) in results and (tool, impl) not in failed:
+                    other = statistics.median(r.first for r in results[(tool, impl)])
                     met = pb <= goal * other
                     ok &= met
-                    print(f"  goal {tool}: pybpf <= {goal:g} x {impl}: {pb * 1000:.0f} ms vs "
-                          f"{goal * other * 1000:.0f} ms -> {'met' if met else 'NOT met'}")
+                    print(f"  goal {tool}: {mine} <= {goal:g} x {impl}: {pb * 1000:.0f} ms vs "
+                          f"{goal * other * 1000:.0f} ms ({pb / other:.2f}x) -> "
+                          f"{'met' if met else 'NOT met'}")
     shutil.rmtree(MARKER_DIR, ignore_errors=True)
     return 0 if ok else 2
 

@@ -12,7 +12,8 @@ libraries). Here:
   cost one extra syscall instead of a walk from the beginning;
 * full restarts are bounded (``max_restarts``), and so are resumes (at most
   ``max_entries``: more keys deleted under the iterator than the map can hold
-  means someone keeps replacing its contents); beyond either bound
+  means someone keeps replacing its contents), steps that yield nothing, and
+  distinct keys (twice ``max_entries``); beyond any bound
   :class:`MapIterationAborted` is raised instead of spinning.
 
 Array-like maps index by position and never restart, so they take a plain loop.
@@ -58,20 +59,30 @@ def iter_raw_keys(fd: int, key_size: int, map_type: int, *, max_entries: int | N
 
     seen: set[bytes] = set()
     history: deque[bytes] = deque(maxlen=_HISTORY)
-    restarts = resumes = 0
+    restarts = resumes = idle = 0
     max_resumes = max_entries if max_entries is not None else float("inf")
+    max_seen = 2 * max_entries + 16 if max_entries is not None else float("inf")
     cur: bytes | None = None
     while True:
         if not map_get_next_key(fd, None if cur is None else cur_buf, nxt, context):
             return
         key = nxt.raw
         if key not in seen:
+            if len(seen) >= max_seen:
+                raise MapIterationAborted(
+                    f"{context or 'map'}: {len(seen)} distinct keys seen, twice max_entries: the "
+                    f"map's contents are being replaced faster than they can be read")
             seen.add(key)
             history.append(key)
             cur = key
             nxt, cur_buf = cur_buf, nxt
             yield key
             continue
+        idle += 1  # a step that yields nothing: bounded so that no pattern of churn spins
+        if idle > (max_restarts + 2) * (len(seen) + 1):
+            raise MapIterationAborted(
+                f"{context or 'map'}: {idle} get_next_key steps without a new key because keys "
+                f"were deleted concurrently; {len(seen)} keys were returned")
         if cur is None or cur not in history:
             cur = key  # walking already-yielded keys after a restart: keep going
             cur_buf.raw = key

@@ -417,12 +417,10 @@ def _explain_create(err: BPFError, spec: MapSpec) -> BPFError:
     if isinstance(err, BPFPermissionError) or err.hint:
         return err
     try:
-        from pybpf import features
-        probe = getattr(features, "map_type_supported", None)
-        supported = probe(spec.type) if probe else None
+        from pybpf.features import explain_map_failure
+        hint = explain_map_failure(spec.type, err)
     except Exception:  # probes are advisory: never hide the original error
-        supported = None
-    if supported is False:
-        return NotSupported(err.errno, err.command, err.context,
-                            f"this kernel does not support BPF_MAP_TYPE_{spec.type.name}")
+        hint = None
+    if hint:
+        return NotSupported(err.errno, err.command, err.context, hint)
     return err

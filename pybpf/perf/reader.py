@@ -99,8 +99,8 @@ class PerfReader:
     at most ``flush_interval`` seconds in any blocking call.
 
     ``lost`` is the total of PERF_RECORD_LOST counts seen; ``on_lost`` (if
-    given) is called with each :class:`LostRecords` as it is read, which may
-    be before the samples read in the same drain are delivered.
+    given) is called with each :class:`LostRecords` as it is read, before the
+    samples read with it (up to ``_CHUNK`` of them) are delivered.
     """
 
     def __init__(self, map: object, *, pages: int = 64, record_type: Any = None,
@@ -173,11 +173,26 @@ class PerfReader:
         return sorted(self._rings)
 
     # ---------------------------------------------------------------- read
-    def _lost(self, cpu: int, count: int) -> None:
-        self.lost += count
-        self.lost_per_cpu[cpu] = self.lost_per_cpu.get(cpu, 0) + count
+    def _lost(self, cpu: int, losses: list[int], records: list) -> None:
+        """Count PERF_RECORD_LOSTs, then tell ``on_lost`` (if it raises, ``records``, read
+        with them, are kept for the next call)."""
+        total = sum(losses)
+        self.lost += total
+        self.lost_per_cpu[cpu] = self.lost_per_cpu.get(cpu, 0) + total
         if self.on_lost is not None:
-            self.on_lost(LostRecords(cpu, count))
+            try:
+                for count in losses:
+                    self.on_lost(LostRecords(cpu, count))
+            except BaseException:
+                if records:
+                    self._keep(cpu, records)
+                raise
+
+    def _keep(self, cpu: int, records: list) -> None:
+        """Deliver ``records`` first next time (a callback raised before they were delivered)."""
+        if self._pending is not None:  # the rest of the same batch, which comes after them
+            records = records + self._pending[1]
+        self._pending = (cpu, records)
 
     def _take_pending(self, limit: int) -> tuple[int, list] | None:
         pending = self._pending
@@ -198,10 +213,12 @@ class PerfReader:
         if pending is not None:
             n += len(pending[1])
             on_batch(*pending)
-        decode, bulk, lost = self._decode, self._bulk, self._lost
+        decode, bulk = self._decode, self._bulk
         for ring in self._rings.values():
             while n < limit:
-                records = ring.read(min(limit - n, _CHUNK), decode, bulk, lost)
+                records, losses = ring.read(min(limit - n, _CHUNK), decode, bulk)
+                if losses:
+                    self._lost(ring.cpu, losses, records)
                 if not records:
                     break
                 n += len(records)
@@ -216,7 +233,7 @@ class PerfReader:
             except BaseException:
                 rest = list(it)  # the records after the one whose callback raised
                 if rest:
-                    self._pending = (cpu, rest)
+                    self._keep(cpu, rest)
                 raise
         return deliver
 

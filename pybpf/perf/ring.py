@@ -129,19 +129,21 @@ class Ring:
         """Bytes the kernel has written that we have not consumed."""
         return self.meta[_HEAD] - self.tail
 
-    def read(self, limit: int, decode: Callable[[bytes], Any] | None, bulk: BulkLayout | None,
-             lost: Callable[[int, int], None]) -> list:
-        """Consume up to ``limit`` samples; returns their decoded payloads in ring order.
+    def read(self, limit: int, decode: Callable[[bytes], Any] | None,
+             bulk: BulkLayout | None) -> tuple[list, list[int]]:
+        """Consume up to ``limit`` samples: (their decoded payloads in ring order, the counts
+        of the PERF_RECORD_LOST records met). Other record types are skipped.
 
-        PERF_RECORD_LOST counts go to ``lost(cpu, count)`` as they are met;
-        other record types are skipped. ``data_tail`` advances past everything
-        consumed, once.
+        ``data_tail`` advances past everything consumed, once, and only if nothing
+        raised (a raising ``decode`` leaves the ring as it was: nothing lost, nothing
+        counted twice).
         """
         head = self.meta[_HEAD]
         tail = self.tail
         out: list = []
+        losses: list[int] = []
         if tail >= head or limit <= 0:
-            return out
+            return out, losses
         words, halves, mm = self.words, self.halves, self.mm
         base, size, mask = self.base, self.size, self.mask
         n = 0
@@ -180,11 +182,11 @@ class Ring:
                 out.append(decode(raw) if decode is not None else raw)
                 n += 1
             elif rtype == _LOST:
-                lost(self.cpu, _LOST_BODY.unpack_from(body)[1])
+                losses.append(_LOST_BODY.unpack_from(body)[1])
             tail += rsize
         self.tail = tail
         self.meta[_TAIL] = tail  # hand the space back to the kernel, once per drain
-        return out
+        return out, losses
 
     def _run_length(self, start: int, rsize: int, k: int) -> int:
         """How many of the ``k`` records from byte ``start`` are samples of ``rsize`` bytes

@@ -24,8 +24,14 @@ def stars(val: int, val_max: int, width: int) -> str:
 
 
 def log2_bucket(value: int) -> int:
-    """The bucket BCC's ``bpf_log2l(value)`` puts ``value`` in (0 for 0, else bit length)."""
-    return value.bit_length()
+    """The bucket BCC's ``bpf_log2l(value)`` puts ``value`` in: ``floor(log2(v)) + 1``.
+
+    BCC's helper (src/cc/export/helpers.h) is ``bpf_log2(v) + 1`` on a 64-bit
+    ``unsigned long``, and its ``bpf_log2(0)`` is 0, so 0 lands in bucket 1
+    with 1 (the ``0 -> 1`` row), never in bucket 0. That is the bit length for
+    every value but 0. ``value`` is taken modulo 2**64, as the C argument is.
+    """
+    return (value & 0xFFFFFFFFFFFFFFFF).bit_length() or 1
 
 
 def format_log2_hist(vals: Sequence[int], val_type: str = "usecs",

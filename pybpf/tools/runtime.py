@@ -122,6 +122,8 @@ def run(name: str, duration: float | None,
                 finish()
     except KeyboardInterrupt:
         pass
+    except BrokenPipeError:  # output piped into head(1), which has exited: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit-time flush
     except (OSError, ValueError, NotImplementedError) as exc:
         return fail(name, exc)
     finally:

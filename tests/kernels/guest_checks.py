@@ -22,53 +22,20 @@ from __future__ import annotations
 import ctypes
 import errno
 import gzip
-import importlib
-import json
 import os
 import platform
 import struct
 import sys
-import time
 from typing import Callable
 
-CHECKS: dict[str, Callable[[], dict]] = {}
+from guest_lib import CHECKS, Skip, check, need, run  # noqa: F401 (re-exported)
+
 CONFIG_OPTIONS = ("CONFIG_KPROBES", "CONFIG_KPROBE_EVENTS", "CONFIG_BPF_KPROBE_OVERRIDE",
                   "CONFIG_FPROBE", "CONFIG_DEBUG_INFO_BTF", "CONFIG_BPF_LSM", "CONFIG_BPF_JIT",
                   "CONFIG_FUNCTION_TRACER", "CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS")
 GETPID_CALLS = 1000
 SYS_getpid = 39  # x86-64
 GETPID_SYMBOL = "__x64_sys_getpid"
-
-
-class Skip(Exception):
-    """A piece this check needs is not in pybpf yet."""
-
-
-def check(fn: Callable[[], dict]) -> Callable[[], dict]:
-    CHECKS[fn.__name__.removeprefix("check_")] = fn
-    return fn
-
-
-def need(dotted: str):
-    """Import ``pybpf.x.y`` (module, or module attribute); Skip naming it when absent.
-
-    Only absence skips: a module that exists but fails to import fails the check.
-    """
-    parts = dotted.split(".")
-    for i in range(len(parts), 0, -1):
-        modname = ".".join(parts[:i])
-        try:
-            obj = importlib.import_module(modname)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and modname.startswith(exc.name):
-                continue  # this module (or a parent) does not exist; try the parent
-            raise
-        for j, attr in enumerate(parts[i:], i):
-            if not hasattr(obj, attr):
-                raise Skip(f"{'.'.join(parts[:j + 1])} not available")
-            obj = getattr(obj, attr)
-        return obj
-    raise Skip(f"{dotted} not available")
 
 
 def trigger_getpid(n: int = GETPID_CALLS) -> None:
@@ -365,24 +332,69 @@ def check_pybpf_kprobe_tracefs_getpid() -> dict:
                            f"attach_kprobe({GETPID_SYMBOL!r}, pmu=False)")
 
 
-# ------------------------------------------------------------------ runner
+# ------------------------------------------------------------------ fentry / fexit
+#
+#   pybpf.btf.load_kernel_btf().func_id(name)                 -> the FUNC's BTF id
+#   pybpf.link.fentry.load_tracing(insns, name, kind)         -> Program (attach_btf_id = that id)
+#   pybpf.link.fentry.attach_tracing(prog, kind, name)        -> Link (BPF_LINK_CREATE)
+# The target is the first of these that is a FUNC in that kernel's BTF: the
+# x86-64 syscall wrapper is in BTF on both 6.1 and 6.12 (an ftrace-able,
+# non-inlined function), so fentry on it sees every getpid() exactly once.
+FENTRY_TARGETS = (GETPID_SYMBOL, "__ia32_sys_getpid")
 
-def run(names: list[str]) -> int:
-    failed = 0
-    for name in names or list(CHECKS):
-        t0 = time.monotonic()
+
+def _fentry_target() -> tuple[str, int]:
+    btf = need("pybpf.btf.load_kernel_btf")()
+    errors = []
+    for name in FENTRY_TARGETS:
         try:
-            result = {"status": "pass", "detail": "", "data": CHECKS[name]()}
-        except Skip as exc:
-            result = {"status": "skip", "detail": f"skipped: {exc}", "data": {}}
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported, then the next check runs
-            import traceback
-            failed += 1
-            result = {"status": "fail", "detail": f"{type(exc).__name__}: {exc}",
-                      "data": {"traceback": traceback.format_exc()[-3000:]}}
-        result = {"name": name, **result, "seconds": round(time.monotonic() - t0, 3)}
-        print("PYBPF-CHECK " + json.dumps(result, default=repr), flush=True)
-    return 1 if failed else 0
+            return name, btf.func_id(name)
+        except Exception as exc:  # noqa: BLE001 - try the next candidate, report all
+            errors.append(f"{name}: {type(exc).__name__}: {exc}")
+    raise AssertionError("no fentry target in this kernel's BTF: " + "; ".join(errors))
+
+
+def _tracing_count(kind: str) -> dict:
+    """Load the counter as ``kind`` on the getpid wrapper by BTF id, attach, count the calls."""
+    asm = need("pybpf.asm")
+    load_tracing = need("pybpf.link.fentry.load_tracing")
+    attach_tracing = need("pybpf.link.fentry.attach_tracing")
+    map_create = need("pybpf.syscall.map_create")
+    lookup = need("pybpf.syscall.map_lookup_elem")
+    function, func_id = _fentry_target()
+    I = asm.Instruction
+    with map_create(BPF_MAP_TYPE_ARRAY, 4, 8, 1) as map_fd:
+        insns = [I(0x62, 10, 0, -4, 0), I(0x18, 1, 1, 0, int(map_fd)), I(0xbf, 2, 10),
+                 I(0x07, 2, 0, 0, -4), I(0x85, imm=1), I(0x15, 0, 0, 2, 0), I(0xb7, 1, imm=1),
+                 I(0xdb, 0, 1, 0, 0), I(0xb7, 0, imm=0), I(0x95)]
+        with load_tracing(insns, function, kind) as prog:
+            info_btf_id = None
+            try:
+                info_btf_id = prog.info().attach_btf_id
+            except Exception:  # noqa: BLE001 - older kernels / info not exposing it: just not reported
+                pass
+            with attach_tracing(prog, kind, function):
+                trigger_getpid()
+        value = ctypes.create_string_buffer(8)
+        lookup(int(map_fd), struct.pack("<I", 0), value)
+        count = struct.unpack("<Q", value.raw)[0]
+    data = _expect_count(f"{kind} {function} (BTF id {func_id})", count)
+    return {**data, "function": function, "btf_id": func_id, "info_attach_btf_id": info_btf_id}
+
+
+@check
+def check_pybpf_fentry_getpid() -> dict:
+    return _tracing_count("fentry")
+
+
+@check
+def check_pybpf_fexit_getpid() -> dict:
+    return _tracing_count("fexit")
+
+
+# The tools' kprobe path and the verifier differential register their checks here.
+import guest_tools  # noqa: E402,F401
+import guest_verifier  # noqa: E402,F401
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class _ChurningMap:
         self.fresh = 1
 
     def get_next_key(self, fd, key, out, context=""):
+        key = None if key is None else bytes(key)
         if not self.keys:
             return False
         if key is None or key not in self.keys:
@@ -135,3 +136,14 @@ def test_restarts_are_bounded(monkeypatch):
             got.append(key)
             fake.churn()
     assert len(got) == len(set(got)) == 10
+
+
+def test_walk_steps_are_bounded(monkeypatch):
+    """A get_next_key that never gets anywhere new (always answers an old key) aborts."""
+    import pybpf.maps.iterate as it
+    fake = _ChurningMap()
+    fake.get_next_key = lambda fd, key, out, context="": out.__setitem__(slice(None), b"AAAA") \
+        or True
+    monkeypatch.setattr(it, "map_get_next_key", fake.get_next_key)
+    with pytest.raises(MapIterationAborted, match="steps without a new key"):
+        list(it.iter_raw_keys(0, 4, MapSpec.hash("I", "I", 1).type, max_restarts=3))

@@ -101,12 +101,11 @@ def test_read_matches_a_record_by_record_reading(spec, start, laps, misc_seed):
         (len, None, [sample_stride(size) - 12 for _, size, _ in expected]),
     ):
         ring = make_ring(records, tail)
-        seen_lost = []
-        got = ring.read(1 << 30, decode, bulk, lambda cpu, n: seen_lost.append(n))
+        got, seen_lost = ring.read(1 << 30, decode, bulk)
         assert got == want
         assert seen_lost == lost
         assert ring.tail == head and ring.meta[DATA_TAIL_OFFSET // 8] == head
-        assert ring.read(10, decode, bulk, seen_lost.append) == []  # nothing left
+        assert ring.read(10, decode, bulk) == ([], [])  # nothing left
         ring.close()
 
 
@@ -117,9 +116,9 @@ def test_read_stops_after_limit_samples_and_resumes(spec, start, limit):
     ring = make_ring(records, start * 8)
     event = struct.Struct("<QII")
     decode, bulk = make_decoder(event), bulk_layout(event)
-    first = ring.read(limit, decode, bulk, lambda cpu, n: None)
+    first, _ = ring.read(limit, decode, bulk)
     assert len(first) == min(limit, len(expected))
-    rest = ring.read(1 << 30, decode, bulk, lambda cpu, n: None)
+    rest, _ = ring.read(1 << 30, decode, bulk)
     seqs = [r[0] for r in first + rest]
     assert seqs == [seq for seq, _, _ in expected]
     ring.close()
@@ -129,7 +128,7 @@ def test_corrupt_record_size_is_an_error_not_a_hang():
     bad = struct.pack("=IHH", SAMPLE, 0, 0) + bytes(24)  # size 0 would never advance
     ring = make_ring([bad], 0)
     with pytest.raises(BPFError, match="corrupt record .*size 0.* on CPU 0"):
-        ring.read(10, None, None, lambda cpu, n: None)
+        ring.read(10, None, None)
     ring.close()
 
 
@@ -139,3 +138,20 @@ def test_bulk_layout_needs_an_explicit_byte_order():
     assert layout.stride == 32 and layout.unpacker.size == 32
     assert bulk_layout(struct.Struct("<QII12x")).stride == 40
     assert bulk_layout(None) is None and bulk_layout(bytes) is None
+
+
+def test_a_raising_decoder_leaves_the_ring_as_it_was():
+    records = [lost_record(3)] + [sample_record(seq_payload(seq, 16)) for seq in range(8)]
+    ring = make_ring(records, SIZE - 64)  # wraps
+
+    def decode(raw):
+        if struct.unpack_from("<Q", raw)[0] == 5:
+            raise ValueError("bad record")
+        return raw
+
+    with pytest.raises(ValueError, match="bad record"):
+        ring.read(100, decode, None)
+    assert ring.tail == SIZE - 64  # nothing consumed: the LOST record is not counted twice
+    got, losses = ring.read(100, make_decoder(struct.Struct("<QII")), None)
+    assert [r[0] for r in got] == list(range(8)) and losses == [3]
+    ring.close()

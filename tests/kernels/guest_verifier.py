@@ -1,0 +1,199 @@
+"""In-guest verifier differential: the simulator's verdicts against this kernel's.
+
+The simulator (``pybpf.verifier.verify``) models the verifier of Linux 6.18,
+the kernel the project is developed on. Inside 6.1 and 6.12 the same corpus
+(tests/verifier/corpus: ``cases_*.py`` modules with a ``CASES`` list of
+``Case``, plus ``gen.corpus(n, seed)``) is loaded for real with
+``BPF_PROG_LOAD`` and verified by the simulator; the check reports the
+agreement of the two verdicts (accepted / rejected), every disagreeing case
+with both reasons, and a classification of each disagreement:
+
+* ``kernel-version``: the simulator agrees with the corpus' expectation
+  (written against 6.18) and this kernel does not. The kernel is older, and
+  the reason usually says why: ``isa-v4`` (sign-extending loads, ``sdiv``,
+  ``bswap``, ``gotol``, ``movsx`` are unknown before 6.6), ``helper`` (a helper
+  id this kernel does not have), ``kfunc``, or a verifier rule that changed;
+* ``simulator``: this kernel agrees with the expectation and the simulator
+  does not (a simulator bug, visible on the host as well);
+* ``other``: neither matches the expectation (a corpus case in flux).
+
+Bounded for TCG: cases tagged ``slow`` are left out (named in the report),
+the hand-written sample is capped (a stable hash picks it when the corpus
+outgrows the cap, so a growing corpus changes the sample little), each
+simulator run has a time limit, and the whole check a time budget. When
+``verify`` learns a ``kernel=`` argument (the per-version profile), the check
+passes this kernel's version so the prediction targets it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import platform
+import re
+import signal
+import sys
+import time
+import zlib
+from pathlib import Path
+
+from guest_lib import Skip, check, need
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+VERIFIER_TESTS = CHECKOUT / "tests" / "verifier"
+CORPUS = VERIFIER_TESTS / "corpus"
+MAX_HAND_WRITTEN = 400   # hand-written cases in the sample (all of them today: ~220)
+GENERATED = 100          # gen.corpus(GENERATED, seed=GEN_SEED)
+GEN_SEED = 1
+SIM_CASE_LIMIT = 20.0    # seconds the simulator may spend on one case under TCG
+BUDGET = 240.0           # seconds for the whole check; the rest is reported as truncated
+SKIP_TAGS = ("slow",)
+
+_REASONS = (
+    ("isa-v4", re.compile(r"unknown opcode|invalid BPF_ALU opcode|invalid BPF_LD|"
+                          r"reserved fields|invalid (src|dst) register|BPF_(LDX|ALU|JMP|JA)|"
+                          r"unknown insn class|sign.?ext|movsx|gotol", re.I)),
+    ("helper", re.compile(r"invalid func|unknown func|helper call is not allowed|"
+                          r"cannot (call|use) helper", re.I)),
+    ("kfunc", re.compile(r"kfunc|kernel function|calling kernel", re.I)),
+)
+
+
+class SimTimeout(BaseException):
+    """Raised by SIGALRM in the simulator; a BaseException so its ``except Exception`` misses it."""
+
+
+def _alarm(signum, frame):
+    raise SimTimeout()
+
+
+def _load_corpus() -> tuple[list, list, list[str]]:
+    """(hand-written cases, generated cases, errors): every ``cases_*.py``, then gen.corpus()."""
+    if not CORPUS.is_dir():
+        raise Skip(f"{CORPUS} does not exist (no verifier corpus yet)")
+    for d in (str(CORPUS), str(VERIFIER_TESTS)):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    hand, errors = [], []
+    for path in sorted(CORPUS.glob("cases_*.py")):
+        try:
+            hand += list(importlib.import_module(path.stem).CASES)
+        except Exception as exc:  # noqa: BLE001 - a module mid-edit: reported, the rest still runs
+            errors.append(f"{path.name}: {type(exc).__name__}: {exc}")
+    generated = []
+    if (CORPUS / "gen.py").exists():
+        try:
+            generated = list(importlib.import_module("gen").corpus(GENERATED, GEN_SEED))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"gen.py: {type(exc).__name__}: {exc}")
+    return hand, generated, errors
+
+
+def _expected_ok(case) -> bool:
+    return case.expect is None
+
+
+def _kernel_matches_expect(case, ok: bool, error: str | None) -> bool:
+    if case.expect is None:
+        return ok
+    return not ok and case.expect in (error or "")
+
+
+def _reason_kind(error: str | None) -> str:
+    for kind, pattern in _REASONS:
+        if error and pattern.search(error):
+            return kind
+    return "rule"
+
+
+def _simulate(verify, case, kernel_arg: str | None):
+    kw = {"prog_flags": case.flags, "expected_attach_type": case.attach}
+    if kernel_arg:
+        kw["kernel"] = kernel_arg
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, SIM_CASE_LIMIT)
+    try:
+        res = verify(case.insns, case.prog_type, **kw)
+        return res.ok, (res.error.splitlines()[-1] if res.error else None), None
+    except SimTimeout:
+        return None, None, f"timeout after {SIM_CASE_LIMIT:g}s"
+    except Exception as exc:  # noqa: BLE001 - a simulator crash is a disagreement, with its reason
+        return False, None, f"{type(exc).__name__}: {exc}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@check
+def check_verifier_differential() -> dict:
+    verify = need("pybpf.verifier.verify")
+    hand, generated, errors = _load_corpus()
+    try:
+        runner = importlib.import_module("runner")
+    except ModuleNotFoundError:
+        raise Skip(f"{VERIFIER_TESTS}/runner.py (the corpus' kernel loader) does not exist") from None
+    slow = [c.name for c in hand + generated if set(SKIP_TAGS) & set(c.tags)]
+    hand = [c for c in hand if not set(SKIP_TAGS) & set(c.tags)]
+    generated = [c for c in generated if not set(SKIP_TAGS) & set(c.tags)]
+    if len(hand) > MAX_HAND_WRITTEN:
+        hand = sorted(hand, key=lambda c: zlib.crc32(c.name.encode()))[:MAX_HAND_WRITTEN]
+    sample = hand + generated
+    if not sample:
+        raise Skip("the verifier corpus has no cases yet")
+    version = ".".join(platform.release().split(".")[:2])
+    kernel_arg = version if "kernel" in inspect.signature(verify).parameters else None
+
+    t0 = time.monotonic()
+    agree, details, timeouts, done = 0, [], [], 0
+    kernel_vs_expect = 0
+    for case in sample:
+        if time.monotonic() - t0 > BUDGET:
+            break
+        done += 1
+        k = runner.run_kernel(case)
+        sim_ok, sim_error, crash = _simulate(verify, case, kernel_arg)
+        has_expect = "generated" not in case.tags   # generated cases carry no verdict
+        k_expect = has_expect and _kernel_matches_expect(case, k.ok, k.error)
+        kernel_vs_expect += k_expect
+        if sim_ok is None:
+            timeouts.append(case.name)
+            continue
+        if crash is None and sim_ok == k.ok:
+            agree += 1
+            continue
+        reason = _reason_kind(k.error)
+        if not has_expect:
+            kind = "kernel-version" if not k.ok and reason != "rule" else "unclassified"
+        elif not k_expect and crash is None and sim_ok == _expected_ok(case):
+            kind = "kernel-version"
+        elif k_expect:
+            kind = "simulator"
+        else:
+            kind = "other"
+        details.append({"name": case.name, "kind": kind, "reason": reason,
+                        "kernel_ok": k.ok, "kernel_error": k.error, "sim_ok": sim_ok,
+                        "sim_error": crash or sim_error, "expect": case.expect})
+    compared = done - len(timeouts)
+    if compared == 0:
+        raise AssertionError(f"no case compared (timeouts: {timeouts})")
+    return {
+        "kernel": platform.release(), "version": version, "verify_kernel_arg": kernel_arg,
+        "corpus_modules": sorted(p.name for p in CORPUS.glob("cases_*.py")),
+        "corpus_errors": errors, "sample": len(sample), "hand_written": len(hand),
+        "generated": len(generated), "run": done, "truncated": len(sample) - done,
+        "compared": compared, "agree": agree, "agreement": round(100.0 * agree / compared, 2),
+        "disagree": [d["name"] for d in details], "details": details,
+        "kernel_version_differences": [d["name"] for d in details if d["kind"] == "kernel-version"],
+        "simulator_disagreements": [d["name"] for d in details if d["kind"] == "simulator"],
+        "kernel_matches_expect": kernel_vs_expect, "sim_timeouts": timeouts,
+        "skipped_slow": slow, "seconds": round(time.monotonic() - t0, 1),
+        "cpu_model": _cpu_model(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        return ""
