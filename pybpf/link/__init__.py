@@ -6,20 +6,45 @@ is undone by a finalizer when dropped, and is registered with
 leave nothing attached (tracefs probe events and netlink attachments too).
 """
 
-from pybpf.program.types import AttachType, LinkType
+import importlib
 
 from . import cleanup
-from .base import FDLink, Link, link_ids, link_infos
-from .cgroup import CgroupAttachment, CgroupLink, attach_cgroup
-from .fentry import TracingLink, attach_tracing, load_tracing, lockdown_mode
-from .kprobe import KprobeLink, attach_kprobe, attach_kretprobe, kprobes_supported
-from .perf_event import PerfEventLink, attach_perf_event
-from .raw_tracepoint import RawTracepointLink, attach_raw_tracepoint, attach_tp_btf, tp_btf_id
-from .socket_filter import SocketFilterAttachment, attach_socket_filter
-from .tc import TCFilterAttachment, TCXLink, attach_tc, tc_filters
-from .tracepoint import TracepointLink, attach_tracepoint
-from .uprobe import UprobeLink, attach_uprobe, attach_uretprobe
-from .xdp import XDPFlags, XDPLink, XDPNetlinkAttachment, attach_xdp, xdp_prog_id
+
+# Public name -> submodule that defines it. Submodules load on first use, so a
+# tool attaching a tracepoint does not import netlink, ELF or BTF code.
+_EXPORTS = {
+    "AttachType": "pybpf.program.types", "LinkType": "pybpf.program.types",
+    "FDLink": ".base", "Link": ".base", "link_ids": ".base", "link_infos": ".base",
+    "CgroupAttachment": ".cgroup", "CgroupLink": ".cgroup", "attach_cgroup": ".cgroup",
+    "TracingLink": ".fentry", "attach_tracing": ".fentry", "load_tracing": ".fentry",
+    "lockdown_mode": ".fentry",
+    "KprobeLink": ".kprobe", "attach_kprobe": ".kprobe", "attach_kretprobe": ".kprobe",
+    "kprobes_supported": ".kprobe",
+    "PerfEventLink": ".perf_event", "attach_perf_event": ".perf_event",
+    "RawTracepointLink": ".raw_tracepoint", "attach_raw_tracepoint": ".raw_tracepoint",
+    "attach_tp_btf": ".raw_tracepoint", "tp_btf_id": ".raw_tracepoint",
+    "SocketFilterAttachment": ".socket_filter", "attach_socket_filter": ".socket_filter",
+    "TCFilterAttachment": ".tc", "TCXLink": ".tc", "attach_tc": ".tc", "tc_filters": ".tc",
+    "TracepointLink": ".tracepoint", "attach_tracepoint": ".tracepoint",
+    "UprobeLink": ".uprobe", "attach_uprobe": ".uprobe", "attach_uretprobe": ".uprobe",
+    "XDPFlags": ".xdp", "XDPLink": ".xdp", "XDPNetlinkAttachment": ".xdp", "attach_xdp": ".xdp",
+    "xdp_prog_id": ".xdp",
+}
+
+
+def __getattr__(name: str):
+    try:
+        module = _EXPORTS[name]
+    except KeyError:
+        raise AttributeError(f"module 'pybpf.link' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "Link", "FDLink", "cleanup", "AttachType", "LinkType", "link_ids", "link_infos",

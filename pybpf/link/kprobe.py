@@ -20,7 +20,6 @@ import ctypes
 import errno
 import functools
 import os
-import platform
 
 from pybpf.syscall import FD, BPFError, InvalidArgument, KeyNotFound, NotSupported
 from pybpf.syscall import perf as _perf
@@ -66,7 +65,7 @@ def _kernel_symbols() -> frozenset[str]:
 
 def syscall_prefix() -> str:
     """This architecture's syscall wrapper prefix (``__x64_`` on x86-64), or ``""``."""
-    return _ARCH_PREFIX.get(platform.machine(), "")
+    return _ARCH_PREFIX.get(os.uname().machine, "")
 
 
 def resolve_symbol(symbol: str) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import enum
-import platform
+import os
 
 from .errors import BPFError, error_for
 
@@ -19,7 +19,7 @@ _syscall.restype = ctypes.c_long
 _NR = {
     "x86_64": {"bpf": 321, "perf_event_open": 298},
     "aarch64": {"bpf": 280, "perf_event_open": 241},
-}[platform.machine()]
+}[os.uname().machine]
 
 
 class Cmd(enum.IntEnum):

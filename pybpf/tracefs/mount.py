@@ -8,7 +8,6 @@ ones only expose it through debugfs at ``/sys/kernel/debug/tracing``.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -41,7 +40,7 @@ def _mounted_tracefs() -> str | None:
 
 
 def _mount(target: str) -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"nodev", target.encode(), b"tracefs", 0, None) != 0:
         err = ctypes.get_errno()
         raise TracefsError(

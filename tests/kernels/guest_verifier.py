@@ -43,10 +43,10 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 VERIFIER_TESTS = CHECKOUT / "tests" / "verifier"
 CORPUS = VERIFIER_TESTS / "corpus"
 MAX_HAND_WRITTEN = 400   # hand-written cases in the sample (all of them today: ~220)
-GENERATED = 100          # gen.corpus(GENERATED, seed=GEN_SEED)
+GENERATED = 40           # gen.corpus(GENERATED, seed=GEN_SEED)
 GEN_SEED = 1
-SIM_CASE_LIMIT = 20.0    # seconds the simulator may spend on one case under TCG
-BUDGET = 240.0           # seconds for the whole check; the rest is reported as truncated
+SIM_CASE_LIMIT = 5.0     # seconds the simulator may spend on one case under TCG (~50x the host)
+BUDGET = 110.0           # seconds for the whole check; the rest is reported as truncated
 SKIP_TAGS = ("slow",)
 
 _REASONS = (
@@ -56,6 +56,11 @@ _REASONS = (
     ("helper", re.compile(r"invalid func|unknown func|helper call is not allowed|"
                           r"cannot (call|use) helper", re.I)),
     ("kfunc", re.compile(r"kfunc|kernel function|calling kernel", re.I)),
+    # rules newer than 6.12 (seen on 6.12, not on the 6.18 host): an array lookup
+    # with a constant in-range key is never NULL, and a variable stack offset
+    # no longer needs a bounded minimum
+    ("maybe-null", re.compile(r"map_value_or_null")),
+    ("stack-var-off", re.compile(r"math between fp pointer and register with unbounded min")),
 )
 
 

@@ -131,7 +131,7 @@ def test_verifier_error_names_line_insn_and_reason():
     b.ldx(r0, r1, 9999, 4)
     b.exit()
     with pytest.raises(VerifierError) as exc:
-        ProgramSpec(b, "xdp").load()
+        ProgramSpec(b, "xdp").load(verify=False)
     err = exc.value
     assert err.origin == "kernel"
     assert err.error == "invalid bpf_context access off=9999 size=4"
@@ -159,7 +159,7 @@ def test_log_enospc_retry_grows_buffer(monkeypatch, ret):
     # Rejected program, tiny buffer: ENOSPC, then the kernel's log_true_size.
     bad = [I(op.ALU64 | op.MOV | op.K, 0, 0, 0, 0)] * 30 + [I(op.LDX | op.MEM | op.W, 0, 1, 9999), I(op.EXIT_OP)]
     with pytest.raises(VerifierError) as exc:
-        ProgramSpec(bad, "xdp").load(log_level=2, log_size=64)
+        ProgramSpec(bad, "xdp").load(log_level=2, log_size=64, verify=False)
     assert exc.value.error == "invalid bpf_context access off=9999 size=4" and exc.value.insn == 30
     assert exc.value.log.startswith("func#0") or exc.value.log.startswith("0: R1=ctx()")
     assert len(calls) >= 2 and calls[-1][1] > calls[0][1]
@@ -179,14 +179,14 @@ def test_no_log_on_success_path_then_log_on_failure(monkeypatch, ret):
     assert calls == [0]
     calls.clear()
     with pytest.raises(VerifierError):
-        ProgramSpec([I(op.EXIT_OP)], "xdp").load()
+        ProgramSpec([I(op.EXIT_OP)], "xdp").load(verify=False)
     assert calls == [0, 1]
 
 
 def test_unknown_helper_explained_by_probes():
     insns = [I(op.CALL_OP, imm=26), I(op.ALU64 | op.MOV | op.K, 0, 0, 0, 0), I(op.EXIT_OP)]  # skb_load_bytes
     with pytest.raises(VerifierError) as exc:
-        ProgramSpec(insns, "xdp").load()
+        ProgramSpec(insns, "xdp").load(verify=False)
     assert exc.value.error == "program of this type cannot use helper bpf_skb_load_bytes#26"
     assert "helper bpf_skb_load_bytes is not allowed in program type xdp" in str(exc.value)
     assert exc.value.hint == "helper bpf_skb_load_bytes is not allowed in program type xdp"

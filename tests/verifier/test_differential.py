@@ -74,7 +74,7 @@ def test_verify_api_from_bytes_and_maps():
     insns = [*lookup(HASH), jmp("jeq", r0, 0, 1), ldx(8, r0, r0, 16), mov(r0, 0), exit_()]
     code = encode([i.replace(map=None) for i in insns])
     res = verify(code, "socket_filter", maps={3: HASH})
-    assert not res.ok and res.insn == 8
+    assert not res.ok and res.insn == 7
     assert res.error.splitlines()[-1] == "R0 min value is outside of the allowed memory range"
     res = verify(code, "socket_filter", maps=[HASH], log_level=2)
     assert "processed" in res.log

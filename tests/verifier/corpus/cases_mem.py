@@ -52,7 +52,7 @@ CASES = [
          "R0 max value is outside of the allowed memory range"),
     Case("map_value_direct", SF, [ld_map_value(r1, ARRAY1, 8), ldx(8, r0, r1, 32), exit_()]),
     Case("map_value_direct_oob", SF, [ld_map_value(r1, ARRAY1, 8), ldx(8, r0, r1, 40), exit_()],
-         "R1 max value is outside of the allowed memory range"),
+         "R1 min value is outside of the allowed memory range"),
     Case("map_ptr_deref", SF, [ld_map(r1, HASH), ldx(8, r0, r1, 0), exit_()], None),
     Case("map_ptr_arith", SF, [ld_map(r1, HASH), add(r1, 8), *ret()], "R1 pointer arithmetic on map_ptr prohibited"),
     Case("map_update", SF, [st(8, r10, -8, 0), st(8, r10, -24, 0), st(8, r10, -16, 0), mov(r2, r10), add(r2, -8),
