@@ -7,3 +7,7 @@ and event readers (``pybpf.perf``, ``pybpf.ringbuf``) -> ``pybpf.tools``.
 """
 
 __version__ = "0.1.0"
+
+# The subpackages are imported on demand (a tool's start-up time is judged);
+# the top level exports only the version.
+__all__ = ["__version__"]

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from pybpf.maps.map import Map
 from pybpf.maps.types import MapType
-from pybpf.syscall.errors import BPFError, NotSupported, ObjectNotFound
-from pybpf.syscall.map_cmds import map_get_fd_by_id, map_get_info, map_get_next_id
+from pybpf.syscall.errors import BPFError, NotSupported
+from pybpf.syscall.map_cmds import map_get_info, open_objects
 
 __all__ = ["add_arguments", "run", "iter_maps", "map_record", "dump_records"]
 
@@ -66,14 +65,8 @@ def map_record(fd: int) -> dict:
 
 def iter_maps():
     """Records of every map; maps freed while we walk are skipped."""
-    next_id = map_get_next_id(0)
-    while next_id is not None:
-        try:
-            with map_get_fd_by_id(next_id) as fd:
-                yield map_record(fd.fd)
-        except ObjectNotFound:
-            pass
-        next_id = map_get_next_id(next_id)
+    for fd in open_objects("map"):
+        yield map_record(fd.fd)
 
 
 def format_record(rec: dict) -> str:

@@ -8,7 +8,7 @@ import sys
 
 from pybpf.program.info import ProgramInfo, read_info
 from pybpf.syscall.errors import BPFError, ObjectNotFound
-from pybpf.syscall.map_cmds import prog_get_fd_by_id, prog_get_next_id
+from pybpf.syscall.map_cmds import open_objects, prog_get_fd_by_id
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,14 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def iter_programs():
     """Info of every loaded program; programs freed while we walk are skipped."""
-    next_id = prog_get_next_id(0)
-    while next_id is not None:
-        try:
-            with prog_get_fd_by_id(next_id) as fd:
-                yield read_info(fd.fd, xlated=False)
-        except ObjectNotFound:
-            pass
-        next_id = prog_get_next_id(next_id)
+    for fd in open_objects("prog"):
+        yield read_info(fd.fd, xlated=False)
 
 
 def format_text(info: ProgramInfo) -> str:

@@ -14,9 +14,10 @@ import os
 from dataclasses import dataclass
 
 from pybpf.syscall import map_cmds as cmds
-from pybpf.syscall.attr_map import BpfLinkInfoHead
+from pybpf.syscall.attr_prog import LinkInfo
 from pybpf.syscall.errors import BPFError
-from pybpf.syscall.fd import FD
+from pybpf.syscall.fd import FD, fd_of
+from pybpf.syscall.prog_cmds import obj_get_info
 
 __all__ = ["DEFAULT_BPFFS", "find_bpffs", "ensure_bpffs", "pin", "unpin", "open_pinned",
            "open_pinned_map", "open_pinned_fd", "object_kind", "PinnedObject", "PinError"]
@@ -71,9 +72,9 @@ def pin(obj, path: str | os.PathLike) -> str:
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)
-    fd = getattr(obj, "fd", obj)
+    fd = fd_of(obj)
     try:
-        cmds.obj_pin(int(fd), path)
+        cmds.obj_pin(fd, path)
     except BPFError as err:
         if err.errno == 1 and find_bpffs() is None:  # EPERM outside bpffs
             raise PinError(f"cannot pin at {path}: no bpf filesystem is mounted "
@@ -116,7 +117,7 @@ def object_kind(fd: int) -> str:
 
 @dataclass
 class PinnedObject:
-    """A pinned program or link opened by path: its kind, id and owned fd."""
+    """A pinned link opened by path: its kind, id and owned fd."""
 
     kind: str
     id: int
@@ -158,17 +159,6 @@ def open_pinned_map(path: str | os.PathLike, spec=None):
     return Map.from_fd(fd, spec)
 
 
-def _prog_id(fd: int) -> int:
-    # bpf_prog_info starts with type (u32), id (u32); ask for just that much.
-    info = _Head8()
-    cmds.obj_get_info_by_fd(fd, info, "program info")
-    return info.id
-
-
-class _Head8(ctypes.Structure):
-    _fields_ = [("type", ctypes.c_uint32), ("id", ctypes.c_uint32)]
-
-
 def open_pinned(path: str | os.PathLike, kind: str | None = None):
     """Open whatever is pinned at ``path``: a :class:`~pybpf.maps.Map`, a
     :class:`~pybpf.program.Program`, or a :class:`PinnedObject` for links."""
@@ -177,13 +167,7 @@ def open_pinned(path: str | os.PathLike, kind: str | None = None):
         from pybpf.maps.map import Map
         return Map.from_fd(fd)
     if found == "prog":
-        try:
-            from pybpf.program import Program
-        except ImportError:
-            Program = None
-        if Program is not None:
-            return Program.from_fd(fd)
-        return PinnedObject("prog", _prog_id(fd.fd), fd, os.fspath(path))
-    info = BpfLinkInfoHead()
-    cmds.obj_get_info_by_fd(fd.fd, info, "link info")
+        from pybpf.program import Program
+        return Program.from_fd(fd)
+    info = obj_get_info(fd.fd, LinkInfo(), "link info")
     return PinnedObject("link", info.id, fd, os.fspath(path))

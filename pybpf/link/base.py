@@ -13,9 +13,9 @@ from __future__ import annotations
 import weakref
 from typing import Iterator
 
-from pybpf.syscall import FD, BadFD, BPFError, ObjectNotFound, prog_cmds
+from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
 from pybpf.syscall.attr_prog import LinkCreateAttr, LinkInfo
-from pybpf.syscall.map_cmds import link_get_fd_by_id, link_get_next_id
+from pybpf.syscall.map_cmds import object_ids, open_objects
 
 from .cleanup import Release
 
@@ -24,14 +24,7 @@ __all__ = ["Link", "FDLink", "link_ids", "link_infos"]
 
 def prog_fd_of(prog: object) -> int:
     """The raw fd of a program object, an :class:`FD`, or an int."""
-    if isinstance(prog, int):
-        return prog
-    fd = getattr(prog, "fd", prog)
-    if isinstance(fd, int):
-        return fd
-    if hasattr(fd, "fileno"):
-        return fd.fileno()
-    raise TypeError(f"expected a loaded program or an fd, got {type(prog).__name__}")
+    return fd_of(prog, "a loaded program")
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, context: str, *, flags: int = 0,
@@ -55,24 +48,17 @@ def link_info(fd: int) -> LinkInfo:
 
 def link_ids() -> Iterator[int]:
     """Every bpf_link id in the system (LINK_GET_NEXT_ID enumeration)."""
-    link_id = link_get_next_id(0)
-    while link_id is not None:
-        yield link_id
-        link_id = link_get_next_id(link_id)
+    return object_ids("link")
 
 
 def link_infos() -> Iterator[LinkInfo]:
     """Info of every link still open (links that vanish meanwhile are skipped)."""
-    for link_id in link_ids():
+    for fd in open_objects("link"):
         try:
-            fd = link_get_fd_by_id(link_id)
-        except (ObjectNotFound, BadFD):
+            info = link_info(fd.fd)
+        except BPFError:
             continue
-        with fd:
-            try:
-                yield link_info(fd.fd)
-            except BPFError:
-                continue
+        yield info
 
 
 class Link:

@@ -28,12 +28,11 @@ import mmap
 import os
 import select
 import struct
-import sys
 import time
 from typing import Any, Callable, Iterator
 
-from pybpf.syscall import BadFD, Cmd, InvalidArgument, bpf
-from pybpf.syscall.attr_map import BpfMapInfo, InfoByFdAttr
+from pybpf.syscall import BadFD, InvalidArgument, fd_of
+from pybpf.syscall.map_cmds import map_get_info
 
 __all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE"]
 
@@ -47,20 +46,12 @@ _PAGE = mmap.PAGESIZE
 Record = bytes  # a raw record is its payload bytes
 
 
-def _map_info(fd: int) -> BpfMapInfo:
-    info = BpfMapInfo()
-    attr = InfoByFdAttr(bpf_fd=fd, info_len=ctypes.sizeof(info), info=ctypes.addressof(info))
-    bpf(Cmd.OBJ_GET_INFO_BY_FD, attr, "ring buffer map info")
-    return info
+# Kept under these names for pybpf.perf.reader, which imports them from here.
+_map_info = map_get_info
 
 
 def _fd_of(map_or_fd: object) -> int:
-    if isinstance(map_or_fd, int):
-        return map_or_fd
-    fd = getattr(map_or_fd, "fd", map_or_fd)
-    if isinstance(fd, int):
-        return fd
-    return fd.fileno()
+    return fd_of(map_or_fd, "a map")
 
 
 def make_decoder(record_type: Any) -> Callable[[bytes], Any] | None:
@@ -96,14 +87,9 @@ def make_decoder(record_type: Any) -> Callable[[bytes], Any] | None:
     raise TypeError(f"cannot decode records into {record_type!r}")
 
 
-def _u32_repeat(size: int, _cache: dict = {}) -> bytes:
-    b = _cache.get(size)
-    if b is None:
-        b = _cache[size] = struct.pack("<I", size) if sys.byteorder == "little" else struct.pack(">I", size)
-    return b
-
-
-_U32_CACHE = _u32_repeat
+# A committed, not-discarded header of a given payload size, as the native-order u32
+# words that ``_len_words`` compares against.
+_native_u32 = struct.Struct("=I").pack
 
 
 def _bulk_decoder(record_type: Any):
@@ -205,7 +191,7 @@ class RingBuffer:
             return 0
         start = _PAGE + (cons & self._mask)  # contiguous: the data area is mapped twice
         w0, step = start >> 2, stride >> 2
-        if self._len_words[w0:w0 + k * step:step].tobytes() != _U32_CACHE(size) * k:
+        if self._len_words[w0:w0 + k * step:step].tobytes() != _native_u32(size) * k:
             return 0  # a busy, discarded or differently sized record: take the careful path
         rows = unpacker.iter_unpack(self._data[start:start + k * stride])
         out.extend(map(make, rows) if make else rows)

@@ -7,22 +7,22 @@ Objects with lifetimes (maps, programs, links) live in the packages above.
 from .bpf import Cmd, bpf, perf_event_open
 from .errors import (BadFD, BPFError, BPFPermissionError, Busy, InvalidArgument, KeyExists,
                      KeyNotFound, MapFull, NotSupported, error_for)
-from .fd import FD
+from .fd import FD, fd_of
 
 __all__ = [
-    "Cmd", "bpf", "perf_event_open", "FD", "BPFError", "NotSupported", "BPFPermissionError",
+    "Cmd", "bpf", "perf_event_open", "FD", "fd_of", "BPFError", "NotSupported", "BPFPermissionError",
     "KeyNotFound", "KeyExists", "MapFull", "InvalidArgument", "BadFD", "Busy", "error_for",
 ]
 
 # --- map, object and id commands (maps engineer) ---
 from . import attr_map, map_cmds  # noqa: E402
 from .errors import ObjectNotFound  # noqa: E402
-from .map_cmds import (enable_stats, link_get_fd_by_id, link_get_next_id, map_create,  # noqa: E402
-                       map_delete_batch, map_delete_elem, map_freeze, map_get_fd_by_id,
+from .map_cmds import (BPF_STATS_RUN_TIME, enable_stats, link_get_fd_by_id,  # noqa: E402
+                       link_get_next_id, map_create, map_delete_batch, map_delete_elem, map_freeze, map_get_fd_by_id,
                        map_get_info, map_get_next_id, map_get_next_key, map_lookup_and_delete_batch,
                        map_lookup_and_delete_elem, map_lookup_batch, map_lookup_elem,
                        map_update_batch, map_update_elem, obj_get, obj_get_info_by_fd, obj_pin,
-                       prog_get_fd_by_id, prog_get_next_id)
+                       object_ids, open_objects, prog_get_fd_by_id, prog_get_next_id)
 
 __all__ += ["ObjectNotFound", *map_cmds.__all__]
 # --- end map commands ---

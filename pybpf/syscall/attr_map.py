@@ -17,7 +17,7 @@ BPF_OBJ_NAME_LEN = 16
 
 __all__ = [
     "BPF_OBJ_NAME_LEN", "MapCreateAttr", "MapElemAttr", "MapBatchAttr", "ObjPinAttr",
-    "GetIdAttr", "InfoByFdAttr", "EnableStatsAttr", "BpfMapInfo", "BpfLinkInfoHead",
+    "GetIdAttr", "InfoByFdAttr", "EnableStatsAttr", "BpfMapInfo",
 ]
 
 
@@ -129,17 +129,4 @@ class BpfMapInfo(ctypes.Structure):
         ("btf_value_type_id", c_uint32),
         ("btf_vmlinux_id", c_uint32),
         ("map_extra", c_uint64),
-    ]
-
-
-class BpfLinkInfoHead(ctypes.Structure):
-    """The common head of struct bpf_link_info (type, id, prog_id); the per-kind
-    union that follows is left as padding so any link's info fits."""
-
-    _fields_ = [
-        ("type", c_uint32),
-        ("id", c_uint32),
-        ("prog_id", c_uint32),
-        ("_pad", c_uint32),
-        ("_union", c_uint64 * 8),
     ]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import weakref
 
+__all__ = ["FD", "fd_of"]
+
 
 class FD:
     """An owned file descriptor."""
@@ -66,3 +68,21 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+def fd_of(obj: object, what: str = "a BPF object") -> int:
+    """The raw fd behind ``obj``: an int, an :class:`FD`, or anything with an ``fd``
+    attribute holding either (a Map, a Program, a link).
+
+    Every layer that hands an fd to the kernel accepts all three, so the
+    unwrapping lives here once; a closed :class:`FD` raises ``ValueError``
+    ("use of closed file descriptor") rather than passing -1 to the kernel.
+    """
+    if isinstance(obj, int):
+        return obj
+    fd = getattr(obj, "fd", obj)
+    if isinstance(fd, int):
+        return fd
+    if hasattr(fd, "fileno"):
+        return fd.fileno()
+    raise TypeError(f"expected {what} or an fd, got {type(obj).__name__}")

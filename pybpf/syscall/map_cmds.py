@@ -11,11 +11,12 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from typing import Iterator
 
 from .attr_map import (BpfMapInfo, EnableStatsAttr, GetIdAttr, InfoByFdAttr, MapBatchAttr,
                        MapCreateAttr, MapElemAttr, ObjPinAttr)
 from .bpf import Cmd, bpf
-from .errors import BPFError, KeyNotFound, ObjectNotFound
+from .errors import BadFD, BPFError, KeyNotFound, ObjectNotFound
 from .fd import FD
 
 __all__ = [
@@ -23,7 +24,7 @@ __all__ = [
     "map_lookup_and_delete_elem", "map_lookup_batch", "map_lookup_and_delete_batch",
     "map_update_batch", "map_delete_batch", "map_freeze", "obj_pin", "obj_get",
     "prog_get_next_id", "map_get_next_id", "link_get_next_id", "prog_get_fd_by_id",
-    "map_get_fd_by_id", "link_get_fd_by_id", "obj_get_info_by_fd", "map_get_info", "enable_stats",
+    "map_get_fd_by_id", "link_get_fd_by_id", "object_ids", "open_objects", "obj_get_info_by_fd", "map_get_info", "enable_stats",
     "BPF_STATS_RUN_TIME",
 ]
 
@@ -213,6 +214,39 @@ def map_get_fd_by_id(map_id: int, open_flags: int = 0) -> FD:
 def link_get_fd_by_id(link_id: int) -> FD:
     """BPF_LINK_GET_FD_BY_ID."""
     return _fd_by_id(Cmd.LINK_GET_FD_BY_ID, link_id, 0, "link")
+
+
+_ENUMERATE = {
+    "prog": (prog_get_next_id, prog_get_fd_by_id),
+    "map": (map_get_next_id, map_get_fd_by_id),
+    "link": (link_get_next_id, link_get_fd_by_id),
+}
+
+
+def object_ids(kind: str) -> Iterator[int]:
+    """Every id of a ``"prog"``, ``"map"`` or ``"link"`` in the system, ascending.
+
+    The kernel hands ids out one at a time (BPF_*_GET_NEXT_ID); the walk is
+    not a snapshot, so objects created or freed meanwhile may or may not show.
+    """
+    next_id = _ENUMERATE[kind][0]
+    obj_id = next_id(0)
+    while obj_id is not None:
+        yield obj_id
+        obj_id = next_id(obj_id)
+
+
+def open_objects(kind: str) -> Iterator[FD]:
+    """An fd for each live ``"prog"``, ``"map"`` or ``"link"``, closed when the
+    caller moves on; objects freed between listing and opening are skipped."""
+    get_fd = _ENUMERATE[kind][1]
+    for obj_id in object_ids(kind):
+        try:
+            fd = get_fd(obj_id)
+        except (ObjectNotFound, BadFD):
+            continue
+        with fd:
+            yield fd
 
 
 def obj_get_info_by_fd(fd: int, info: ctypes.Structure, context: str = "") -> int:

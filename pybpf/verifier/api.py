@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from pybpf.asm import opcodes as op
-from pybpf.asm.instruction import Instruction, decode
+from pybpf.asm.instruction import Instruction, decode, encode
 
 from .cfg import build, check_cfg, check_subprogs, live_regs
 from .context import prog_type_number
@@ -38,13 +38,42 @@ class VerifierResult:
         return self.ok
 
 
+@dataclass(frozen=True)
+class MapView:
+    """The map facts the simulator uses, normalised from any map spec or map object."""
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    name: str = ""
+
+    @classmethod
+    def of(cls, m) -> "MapView":
+        if isinstance(m, MapView):
+            return m
+        try:
+            return cls(int(m.type), int(getattr(m, "key_size", 0) or 0),
+                       int(getattr(m, "value_size", 0) or 0), int(getattr(m, "max_entries", 0) or 0),
+                       int(getattr(m, "flags", 0) or 0), str(getattr(m, "name", "") or ""))
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise TypeError(f"map spec {m!r} lacks type/key_size/value_size/max_entries: {exc}") from None
+
+
 def _instructions(program) -> list[Instruction]:
     if isinstance(program, (bytes, bytearray, memoryview)):
         return decode(program)
+    labels = getattr(program, "labels", None)
     for attr in ("insns", "instructions"):
         if hasattr(program, attr):
-            return list(getattr(program, attr))
-    return list(program)
+            program = getattr(program, attr)
+            break
+    insns = list(program)
+    if any(i.target is not None for i in insns):
+        # symbolic jumps: let the encoder resolve them, keep the metadata
+        resolved = decode(encode(insns, labels or {}))
+        insns = [r.replace(source=i.source, map=i.map) for r, i in zip(resolved, insns)]
+    return insns
 
 
 def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
@@ -67,7 +96,15 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     map_order = [i for i, ins in enumerate(insns)
                  if ins.opcode == op.LD_IMM64 and ins.src in (1, 2, 5, 6)]
 
+    views: dict[int, MapView] = {}
+
     def maps_for(slot: int, ins):
+        v = views.get(slot)
+        if v is None:
+            v = views[slot] = MapView.of(_map_for(slot, ins))
+        return v
+
+    def _map_for(slot: int, ins):
         if ins.map is not None:
             return ins.map
         logical = prog.logical[slot]
@@ -98,6 +135,8 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
         _check_stack_depth(env, prog)
     except Reject as r:
         error, insn, errno = r.message, r.insn, r.errno
+        if errno == Reject.UNSUPPORTED:
+            raise NotImplementedError(f"pybpf verifier: {error} (insn {insn})") from None
     except RecursionError:
         error, errno = "pybpf: program too deep for the simulator", 7
     source = None

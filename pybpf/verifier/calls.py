@@ -86,10 +86,10 @@ def _helper_mem(env, regno: int, size: int, write: bool, zero_ok: bool, meta: _M
         check_mem_region(env, reg, regno, reg.off, size, reg.mem_size, zero_ok)
     elif reg.type == PTR_TO_STACK:
         if meta is not None and meta.raw_regno == regno and not reg.var_off.mask:
-            stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, False)
+            stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, False, write=write)
             meta.raw_size = size
             return
-        stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, write)
+        stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, write, write=write)
     else:
         if zero_ok and size == 0 and _is_null(reg):
             return
@@ -272,8 +272,7 @@ def check_helper_call(env, ins, idx: int) -> None:
         raise Reject(f"program of this type cannot use helper {helper_name(func_id)}#{func_id}", errno=22)
     proto = PROTOS.get(func_id)
     if proto is None:
-        raise Reject(f"pybpf: no prototype for helper {helper_name(func_id)}#{func_id} "
-                     f"(not modelled by the simulator)", errno=95)
+        raise Reject(f"no prototype for helper {helper_name(func_id)}#{func_id}", errno=Reject.UNSUPPORTED)
     meta = _Meta()
     for i, kind in enumerate(proto.args):
         _check_arg(env, i, kind, meta, proto)

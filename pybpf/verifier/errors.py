@@ -12,6 +12,8 @@ class Reject(Exception):
     kernel's log ends with); ``insn`` is the slot index being checked.
     """
 
+    UNSUPPORTED = -1  # errno for "not modelled": verify() raises NotImplementedError
+
     def __init__(self, message: str, insn: int | None = None, errno: int = 13):
         super().__init__(message)
         self.message = message

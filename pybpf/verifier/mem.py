@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import scalar as sc
 from . import tnum as tn
-from .context import ctx_access
+from .context import ctx_access, supported as ctx_supported
 from .errors import Reject
 from .state import (CONST_PTR_TO_MAP, MAX_BPF_STACK, MAYBE_NULL, MEM_RDONLY, PTR_TO_CTX,
                     PTR_TO_FLOW_KEYS, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
@@ -235,9 +235,9 @@ def stack_read_fixed(env, frame, off: int, size: int, dst: int) -> Reg | None:
 
 
 def stack_range_initialized(env, reg: Reg, regno: int, off: int, size: int, zero_ok: bool,
-                            clobber: bool, meta=None) -> None:
+                            clobber: bool, *, write: bool = False) -> None:
     """check_stack_range_initialized() for helper memory arguments (privileged)."""
-    min_off, max_off = _helper_stack_bounds(env, reg, regno, off, size, clobber, zero_ok)
+    min_off, max_off = _helper_stack_bounds(env, reg, regno, off, size, write or clobber, zero_ok)
     frame = env.state.frames[reg.frameno]
     if clobber:
         for i in range(min_off, max_off):
@@ -309,6 +309,9 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
     elif t == PTR_TO_CTX:
         if reg.off < 0 or reg.off or reg.var_off.mask or reg.var_off.value:
             _check_ptr_off(reg, regno)
+        if not ctx_supported(env.prog_type):
+            raise Reject(f"ctx access for program type {env.prog_type} is not modelled",
+                         errno=Reject.UNSUPPORTED)
         rtype = ctx_access(env.prog_type, off, size, write, env.attach)
         if rtype is None:
             raise _err(f"invalid bpf_context access off={off} size={size}")

@@ -327,6 +327,9 @@ def alu(d, s, op: int, alu32: bool) -> None:
     if not safe_to_compute(op, s, alu32):
         mark_unknown(d)
         return
+    if not d.var_off.mask and not s.var_off.mask and op != NEG:
+        mark_known(d, _const_op(op, d.var_off.value, s.var_off.value, alu32))
+        return  # constants fold exactly, as the kernel's bounds and tnums do
     if op == ADD:
         r = _add(d.s32min, d.s32max, s.s32min, s.s32max, S32_MIN, S32_MAX)
         d.s32min, d.s32max = r if r else (S32_MIN, S32_MAX)
@@ -410,6 +413,30 @@ def alu(d, s, op: int, alu32: bool) -> None:
     if alu32:
         zext_32_to_64(d)
     bounds_sync(d)
+
+
+def _const_op(op: int, a: int, b: int, alu32: bool) -> int:
+    bits = 32 if alu32 else 64
+    m = (1 << bits) - 1
+    a &= m
+    b &= m
+    if op == ADD:
+        return (a + b) & m
+    if op == SUB:
+        return (a - b) & m
+    if op == MUL:
+        return (a * b) & m
+    if op == AND:
+        return a & b
+    if op == OR:
+        return a | b
+    if op == XOR:
+        return a ^ b
+    if op == LSH:
+        return (a << b) & m
+    if op == RSH:
+        return a >> b
+    return (_sx(a, bits) >> b) & m  # ARSH
 
 
 def coerce_to_size(r, size: int) -> None:

@@ -96,7 +96,10 @@ class Reg:
         return r
 
     def key(self) -> tuple:
-        return tuple(getattr(self, f) if f != "map" else id(self.map) for f in _FIELDS)
+        """Everything that makes two registers identical (for exact state comparison)."""
+        return (self.type, self.off, self.var_off, self.smin, self.smax, self.umin, self.umax,
+                self.s32min, self.s32max, self.u32min, self.u32max, self.id, self.ref_obj_id,
+                self.range, id(self.map), self.mem_size, self.frameno)
 
     # -- constructors --
     @classmethod

@@ -216,8 +216,7 @@ class Env:
                     raise Reject("BPF_CALL uses reserved fields", errno=22)
                 return check_subprog_call(self, ins, idx)
             if ins.src == op.PSEUDO_KFUNC_CALL:
-                raise Reject("calling kernel function is not supported without BTF (pybpf: kfuncs not modelled)",
-                             errno=22)
+                raise Reject("kfunc calls are not modelled", errno=Reject.UNSUPPORTED)
             if ins.off or ins.dst or ins.src:
                 raise Reject("BPF_CALL uses reserved fields", errno=22)
             check_helper_call(self, ins, idx)
@@ -254,7 +253,7 @@ class Env:
         size = op.SIZE_BYTES[ins.opcode & 0x18]
         imm = ins.imm
         if imm in (op.LOAD_ACQ, op.STORE_REL):
-            raise Reject("pybpf: load-acquire/store-release not modelled", errno=22)
+            raise Reject("load-acquire/store-release are not modelled", errno=Reject.UNSUPPORTED)
         if imm not in (op.ATOMIC_ADD, op.ATOMIC_OR, op.ATOMIC_AND, op.ATOMIC_XOR,
                        op.ATOMIC_ADD | op.FETCH, op.ATOMIC_OR | op.FETCH, op.ATOMIC_AND | op.FETCH,
                        op.ATOMIC_XOR | op.FETCH, op.XCHG, op.CMPXCHG):
@@ -303,7 +302,7 @@ class Env:
                              errno=22)
             regs[ins.dst] = Reg.pointer(PTR_TO_MAP_VALUE, off, map=m)
         else:
-            raise Reject("pybpf: ld_imm64 pseudo source not modelled", errno=22)
+            raise Reject(f"ld_imm64 with src_reg {ins.src} is not modelled", errno=Reject.UNSUPPORTED)
 
     def _ld_abs(self, ins) -> None:
         if self.prog_type not in (1, 3, 4):
@@ -382,9 +381,15 @@ class Env:
 
 
 def _exact_key(st: State) -> tuple:
-    return (tuple(tuple(r.key() for r in f.regs) + (f.callsite,) for f in st.frames),
-            tuple(tuple(sorted((k, v.key()) for k, v in f.stack.items())) for f in st.frames),
-            tuple(r[0] for r in st.refs))
+    out = []
+    for f in st.frames:
+        out.append(f.callsite)
+        out.extend(r.key() for r in f.regs)
+        if f.stack:
+            out.append(tuple(sorted((k, v.types, v.reg.key() if v.reg is not None else None)
+                                    for k, v in f.stack.items())))
+    out.append(tuple(r[0] for r in st.refs))
+    return tuple(out)
 
 
 def _maybe_looping(old: State, cur: State) -> bool:
@@ -517,8 +522,9 @@ def _fmt_regs(st: State) -> str:
 
 
 def _insn_text(ins) -> str:
+    """``(b7) r0 = 0``: the verifier log's instruction text, from the project's disassembler."""
     try:
-        from pybpf.asm import disasm  # written by the asm engineer; optional here
-        return disasm.format_insn(ins)  # type: ignore[attr-defined]
-    except Exception:
+        from pybpf.asm.disasm import disassemble_insn
+        return f"({ins.opcode:02x}) {disassemble_insn(ins)}"
+    except Exception:  # noqa: BLE001 - the log must not fail on an odd encoding
         return f"({ins.opcode:02x}) {ins!r}"

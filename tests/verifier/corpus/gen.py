@@ -161,6 +161,8 @@ def blk_loop(rng, pt):
     n = rng.choice([1, 5, 30, 200])
     step = rng.choice([1, 2, 7])
     cond = rng.choice(["jlt", "jle", "jne", "jslt"])
+    if cond == "jne":
+        n = step * rng.choice([1, 5, 30])  # reachable: a runaway loop would take 1M insns
     body = [add(r7, step), st(8, r10, -40, 0)]
     return [mov(r7, 0), *body, jmp(cond, r7, n, -(len(body) + 1))]
 

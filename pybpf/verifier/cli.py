@@ -1,0 +1,121 @@
+"""``pybpf verify FILE --prog-type T``: the simulator's verdict on a program, before loading it.
+
+FILE is kernel-syntax assembly text (as ``pybpf asm`` reads) or raw bytecode
+(autodetected; '-' for stdin). Maps referenced by the program are described
+with ``--map TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:FLAGS]``, one per map in
+order of first use. ``--against-kernel`` also loads the program (root) and
+prints whether the kernel agrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from .api import verify
+from .context import PROG_TYPES
+
+MAP_TYPES = {"hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
+             "percpu_array": 6, "stack_trace": 7, "lru_hash": 9, "queue": 22, "stack": 23,
+             "ringbuf": 27}
+
+
+@dataclass(frozen=True)
+class _Map:
+    type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+    name: str = ""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="assembly text or raw bytecode; '-' for stdin")
+    parser.add_argument("--prog-type", required=True,
+                        help=f"program type: {', '.join(PROG_TYPES)} (or its number)")
+    parser.add_argument("--attach-type", type=int, default=0, help="expected_attach_type number")
+    parser.add_argument("--log-level", type=int, default=0, choices=(0, 1, 2))
+    parser.add_argument("--map", action="append", default=[], metavar="TYPE:KS:VS:MAX[:FLAGS]",
+                        help="a map the program uses, in order of first use")
+    parser.add_argument("--against-kernel", action="store_true",
+                        help="also load it into the running kernel and compare (root)")
+
+
+def _parse_map(text: str, i: int) -> _Map:
+    parts = text.split(":")
+    if len(parts) not in (4, 5):
+        raise SystemExit(f"pybpf verify: --map {text!r}: expected TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:FLAGS]")
+    t = MAP_TYPES.get(parts[0].lower())
+    try:
+        t = int(parts[0], 0) if t is None else t
+        nums = [int(p, 0) for p in parts[1:]]
+    except ValueError:
+        raise SystemExit(f"pybpf verify: --map {text!r}: unknown map type or bad number") from None
+    return _Map(t, *nums, name=f"map{i}")
+
+
+def _read_program(path: str):
+    data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    try:
+        text = data.decode("utf-8")
+        is_text = any(c.isalpha() for c in text) and "\x00" not in text
+    except UnicodeDecodeError:
+        is_text = False
+    if is_text:
+        from pybpf.asm.text import parse
+        asm = parse(text, name=path)
+        return asm.resolved(), asm.maps
+    return data, []
+
+
+def run(args: argparse.Namespace) -> int:
+    program, names = _read_program(args.file)
+    maps = [_parse_map(m, i) for i, m in enumerate(args.map)]
+    if names and len(maps) < len(names):
+        print(f"pybpf verify: the program uses maps {', '.join(names)}: describe each with --map",
+              file=sys.stderr)
+        return 2
+    if not isinstance(program, bytes):
+        by_name = dict(zip(names, maps))
+        program = [ins.replace(map=by_name[ins.map]) if isinstance(ins.map, str) and ins.map in by_name
+                   else ins for ins in program]
+    try:
+        res = verify(program, args.prog_type, maps or None, expected_attach_type=args.attach_type,
+                     log_level=args.log_level)
+    except NotImplementedError as exc:
+        print(f"pybpf verify: {exc}", file=sys.stderr)
+        return 3
+    if args.log_level:
+        sys.stdout.write(res.log)
+    if res.ok:
+        print(f"accepted: processed {res.processed_insns} insns, {res.total_states} states")
+    else:
+        where = f" (insn {res.insn}" + (f", {res.source_line}" if res.source_line else "") + ")"
+        print(f"rejected{where}: {res.error.splitlines()[-1]}")
+    if args.against_kernel:
+        return _against_kernel(program, args, maps, res)
+    return 0 if res.ok else 1
+
+
+def _against_kernel(program, args, maps, res) -> int:
+    from pybpf.program import Program, ProgramSpec  # the project's loader
+    if not isinstance(program, bytes) and maps:
+        from pybpf.maps import MapSpec
+        specs: dict[int, object] = {}
+        program = [ins.replace(map=specs.setdefault(id(ins.map), MapSpec(
+            ins.map.type, ins.map.key_size, ins.map.value_size, ins.map.max_entries, ins.map.flags)))
+            if ins.map is not None else ins for ins in program]
+    try:
+        spec = ProgramSpec(program, args.prog_type,
+                           expected_attach_type=args.attach_type or None)
+        Program.load(spec, verify=False).close()
+        kernel_ok, reason = True, None
+    except Exception as exc:  # noqa: BLE001 - any kernel refusal is a verdict to compare
+        kernel_ok = False
+        reason = getattr(exc, "error", None) or str(exc).splitlines()[0]
+    agree = kernel_ok == res.ok
+    print(f"kernel: {'accepted' if kernel_ok else 'rejected: ' + str(reason)} -- "
+          f"{'agrees' if agree else 'DISAGREES'}")
+    return 0 if agree else 4
