@@ -23,8 +23,9 @@ __all__ = ["DEFAULT_BPFFS", "find_bpffs", "ensure_bpffs", "pin", "unpin", "open_
            "open_pinned_map", "open_pinned_fd", "object_kind", "PinnedObject", "PinError"]
 
 DEFAULT_BPFFS = "/sys/fs/bpf"
+# Older kernels name the link inode "bpf_link", newer ones "bpf-link".
 _KINDS = {"anon_inode:bpf-map": "map", "anon_inode:bpf-prog": "prog",
-          "anon_inode:bpf_link": "link"}
+          "anon_inode:bpf_link": "link", "anon_inode:bpf-link": "link"}
 
 
 class PinError(ValueError):

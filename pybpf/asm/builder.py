@@ -107,8 +107,7 @@ class Builder:
         while code.co_filename == _FILE:
             f = f.f_back
             code = f.f_code
-        insn = Instruction(opcode, dst, src, off, imm, source=(code.co_filename, f.f_lineno),
-                           target=target, map=map)
+        insn = Instruction(opcode, dst, src, off, imm, (code.co_filename, f.f_lineno), target, map)
         self.insns.append(insn)
         return insn
 
@@ -165,7 +164,7 @@ class Builder:
         while code.co_filename == _FILE:
             f = f.f_back
             code = f.f_code
-        insn = Instruction(opcode, dst.num, s, off, imm, source=(code.co_filename, f.f_lineno))
+        insn = Instruction(opcode, dst.num, s, off, imm, (code.co_filename, f.f_lineno))
         self.insns.append(insn)
         return insn
 

@@ -46,7 +46,7 @@ class Instruction:
     __slots__ = ("opcode", "dst", "src", "off", "imm", "_source", "target", "map")
 
     def __init__(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
-                 *, source: str | None = None, target: str | None = None, map: object = None):
+                 source: str | None = None, target: str | None = None, map: object = None):
         self.opcode = opcode
         self.dst = dst
         self.src = src
@@ -111,34 +111,39 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
     instruction. With ``check_jumps``, raw (unlabelled) jump offsets that leave
     the program or land inside an ld_imm64 are rejected too.
     """
+    ld64 = op.LD_IMM64
     slot_of = []
     pos = 0
     for insn in insns:
         slot_of.append(pos)
-        pos += 2 if insn.opcode == op.LD_IMM64 else 1
+        pos += 2 if insn.opcode == ld64 else 1
     slot_of.append(pos)
     fields: list[int] = []
     put = fields.extend
     starts: set[int] | None = None
-    for i, insn in enumerate(insns):
-        opcode, off, imm = insn.opcode, insn.off, insn.imm
+    i = -1
+    for insn in insns:
+        i += 1
+        opcode = insn.opcode
         if insn.target is not None:
             if labels is None or insn.target not in labels:
                 raise AssemblerError(f"unresolved label {insn.target!r}", index=i, source=insn.source)
             rel = slot_of[labels[insn.target]] - slot_of[i] - 1
             off, imm = _apply_target(insn, rel, i)
-        elif check_jumps and opcode & 0x06 == 0x04 and opcode & 0x07 != 0x04:  # JMP or JMP32
-            if starts is None:
-                starts = set(slot_of)
-            _check_raw_jump(insn, i, slot_of, starts)
-        regs = (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4)
-        if opcode == op.LD_IMM64:
+        else:
+            off, imm = insn.off, insn.imm
+            if check_jumps and opcode & 0x06 == 0x04 and opcode & 0x07 != 0x04:  # JMP or JMP32
+                if starts is None:
+                    starts = set(slot_of)
+                _check_raw_jump(insn, i, slot_of, starts)
+        if opcode == ld64:
             imm &= _MASK64
             lo = imm & 0xFFFFFFFF
             hi = imm >> 32
-            put((opcode, regs, off, lo - ((lo & 0x80000000) << 1), 0, 0, 0, hi - ((hi & 0x80000000) << 1)))
+            put((opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off,
+                 lo - ((lo & 0x80000000) << 1), 0, 0, 0, hi - ((hi & 0x80000000) << 1)))
         else:
-            put((opcode, regs, off, imm))
+            put((opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off, imm))
     try:
         return _packer(pos).pack(*fields)
     except struct.error:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import weakref
 from typing import Iterator
 
+from pybpf.program.types import ProgType
 from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
 from pybpf.syscall.attr_prog import LinkCreateAttr, LinkInfo
 from pybpf.syscall.map_cmds import object_ids, open_objects
@@ -22,9 +23,20 @@ from .cleanup import Release
 __all__ = ["Link", "FDLink", "link_ids", "link_infos"]
 
 
-def prog_fd_of(prog: object) -> int:
-    """The raw fd of a program object, an :class:`FD`, or an int."""
-    return fd_of(prog, "a loaded program")
+def prog_fd_of(prog: object, *types: ProgType, hook: str = "") -> int:
+    """The raw fd of a program object, an :class:`FD`, or an int.
+
+    With ``types``, a :class:`~pybpf.program.Program` of another type is refused
+    here, naming both types: the kernel answers that mistake with a bare EINVAL
+    (or, for XDP over netlink, an extack line) that does not say what is wrong.
+    """
+    fd = fd_of(prog, "a loaded program")
+    ptype = getattr(prog, "type", None)
+    if types and isinstance(ptype, ProgType) and ptype not in types:
+        wanted = " or ".join(t.kernel_name for t in types)
+        raise TypeError(f"{hook or 'this hook'} takes a {wanted} program, not "
+                        f"{ptype.kernel_name} ({getattr(prog, 'name', '') or 'unnamed'!r})")
+    return fd
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int, context: str, *, flags: int = 0,

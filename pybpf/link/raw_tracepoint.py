@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pybpf.syscall import InvalidArgument, NotSupported
 
-from pybpf.program.types import AttachType
+from pybpf.program.types import AttachType, ProgType
 
 from .base import FDLink, link_create, prog_fd_of, raw_tracepoint_open
 
@@ -27,7 +27,9 @@ def attach_raw_tracepoint(prog: object, name: str) -> RawTracepointLink:
     """Attach a raw tracepoint program to the tracepoint ``name`` (e.g. ``"sys_enter"``)."""
     if ":" in name:
         name = name.split(":", 1)[1]  # "syscalls:sys_enter" style is accepted for convenience
-    fd = raw_tracepoint_open(name, prog_fd_of(prog), f"raw tracepoint {name}")
+    prog_fd = prog_fd_of(prog, ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE,
+                         hook=f"raw tracepoint {name}")
+    fd = raw_tracepoint_open(name, prog_fd, f"raw tracepoint {name}")
     return RawTracepointLink(f"raw_tracepoint {name}", fd)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 
+from pybpf.program.types import ProgType
 from pybpf.syscall import error_for
 
 from .base import Link, prog_fd_of
@@ -33,7 +34,7 @@ def attach_socket_filter(prog: object, sock: socket.socket | int) -> SocketFilte
     s = sock if isinstance(sock, socket.socket) else socket.socket(fileno=sock)
     borrowed = not isinstance(sock, socket.socket)
     try:
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd_of(prog))
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_BPF, prog_fd_of(prog, ProgType.SOCKET_FILTER, hook="a socket filter"))
     except OSError as exc:
         if borrowed:
             s.detach()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import errno
 
-from pybpf.program.types import AttachType
+from pybpf.program.types import AttachType, ProgType
 from pybpf.syscall import InvalidArgument, NotSupported
 
 from . import _netlink
@@ -84,7 +84,8 @@ def attach_tc(prog: object, interface: str | int, direction: str = "ingress", *,
         raise ValueError(f"TC method {method!r}: expected auto, tcx or netlink")
     idx = _netlink.ifindex(interface)
     ifname = interface if isinstance(interface, str) else f"ifindex {idx}"
-    prog_fd = prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog, ProgType.SCHED_CLS, ProgType.SCHED_ACT,
+                         hook=f"TC {direction} on {ifname}")
     if method in ("auto", "tcx"):
         try:
             fd = link_create(prog_fd, idx, _TCX[direction], f"attaching tcx {direction} to {ifname}")

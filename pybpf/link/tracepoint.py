@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import errno
 
+from pybpf.program.types import ProgType
 from pybpf.syscall import FD, error_for
 from pybpf.syscall import perf as _perf
 from pybpf.tracefs import TracefsError, tracepoint_id
 
+from .base import prog_fd_of
 from .perf_event import PerfEventLink, attach_perf_event
 
 __all__ = ["TracepointLink", "attach_tracepoint", "open_tracepoint", "attach_probe_event", "GROUP"]
@@ -48,6 +50,7 @@ def attach_tracepoint(prog: object, category: str, name: str | None = None, *,
     """
     category, name = _split(category, name)
     desc = f"tracepoint {category}:{name}"
+    prog_fd_of(prog, ProgType.TRACEPOINT, hook=desc)  # refuse a wrong type before opening the event
     pfd = open_tracepoint(tracepoint_id(category, name), pid, desc)
     return attach_perf_event(prog, pfd, desc, cookie=cookie, cls=TracepointLink)
 

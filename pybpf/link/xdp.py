@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import os
 
-from pybpf.program.types import AttachType
+from pybpf.program.types import AttachType, ProgType
 from pybpf.syscall import FD, InvalidArgument, NotSupported
 
 from . import _netlink
@@ -95,7 +95,7 @@ def attach_xdp(prog: object, interface: str | int, *, mode: str | None = None,
         raise ValueError(f"XDP method {method!r}: expected auto, link or netlink")
     idx = _netlink.ifindex(interface)
     name = interface if isinstance(interface, str) else f"ifindex {idx}"
-    prog_fd = prog_fd_of(prog)
+    prog_fd = prog_fd_of(prog, ProgType.XDP, hook=f"XDP on {name}")
     desc = f"xdp {name}" + (f" ({mode})" if mode else "")
     if method in ("auto", "link"):
         try:

@@ -114,7 +114,10 @@ class Map:
 
     @property
     def fd(self) -> int:
-        return self._fd.fd
+        try:
+            return self._fd.fd
+        except ValueError:
+            raise ValueError(f"use of closed {self._ctx}") from None
 
     @property
     def closed(self) -> bool:

@@ -19,7 +19,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from pybpf.asm import opcodes as op
-from pybpf.asm.instruction import Instruction
+from pybpf.asm.instruction import Instruction, slot_offsets
 from pybpf.errors import VerifierError
 from pybpf.syscall import prog_cmds
 from pybpf.syscall.errors import BPFError, BPFPermissionError, error_for
@@ -80,6 +80,8 @@ def relocate(insns: list[Instruction]) -> tuple[list[Instruction], list[Any]]:
                 out.append(insn)
                 continue
             m = insn.map
+            if getattr(m, "closed", False):
+                raise ValueError(_closed_map_message(m, insns, i))
             fd = _map_fd(m)
             if fd is None:
                 if id(m) not in created:
@@ -95,6 +97,15 @@ def relocate(insns: list[Instruction]) -> tuple[list[Instruction], list[Any]]:
             _close(m)
         raise
     return out, list(created.values())
+
+
+def _closed_map_message(m: Any, insns: list[Instruction], i: int) -> str:
+    """Name the closed map and where the program refers to it (the kernel's slot index)."""
+    what = getattr(m, "_ctx", None) or repr(m)
+    where = f"insn {slot_offsets(insns)[i]}"
+    if insns[i].source:
+        where += f", emitted at {insns[i].source}"
+    return f"the program references {what}, which is closed ({where})"
 
 
 def _close(obj: Any) -> None:
@@ -281,7 +292,10 @@ class Program:
     # ------------------------------------------------------------------ using
     @property
     def fd(self) -> int:
-        return self._fd.fd
+        try:
+            return self._fd.fd
+        except ValueError:
+            raise ValueError(f"use of closed program {self.name!r} (id {self.id})") from None
 
     @property
     def closed(self) -> bool:

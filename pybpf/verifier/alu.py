@@ -60,6 +60,8 @@ def check_alu(env, ins) -> None:
         if op == NEG and d.type == SCALAR:
             sc.alu(d, d, NEG, not alu64)
             d.id = 0
+        elif op == END and d.type == SCALAR:
+            _byte_swap(d, ins.imm, swap=alu64 or bool(code & X))
         else:
             d.set_unknown()
         return
@@ -84,6 +86,24 @@ def check_alu(env, ins) -> None:
             raise Reject(f"invalid shift {ins.imm}", errno=22)
     _dst(ins.dst)
     _adjust(env, ins, alu64, op)
+
+
+def _bswap(v: int, nbytes: int) -> int:
+    return int.from_bytes((v & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little"), "big")
+
+
+def _byte_swap(d: Reg, bits: int, swap: bool) -> None:
+    """BPF_END on a scalar: the tnum is truncated (to_le on x86-64) or byte-swapped, bounds redone."""
+    n = bits // 8
+    v = d.var_off
+    if swap:
+        t = tn.Tnum(_bswap(v.value, n), _bswap(v.mask, n))
+    else:
+        t = tn.cast(v, n) if n < 8 else v
+    d.id = 0
+    sc.mark_unknown(d)
+    d.var_off = t
+    sc.bounds_sync(d)
 
 
 def _check_mov(env, ins, alu64: bool) -> None:

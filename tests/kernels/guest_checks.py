@@ -11,6 +11,10 @@ with ``@check``: it returns a dict of facts (pass), raises :class:`Skip` when a
 piece of pybpf it needs does not exist yet, and raises anything else to fail.
 The host side asserts on ``data`` again (see ``HOST_EXPECT`` in the test).
 
+The framework (``check``, ``Skip``, ``need``, ``run``) is in guest_lib.py;
+guest_tools.py (the tools' kprobe path) and guest_verifier.py (the verifier
+differential) register their checks into the same table, after these.
+
 Checks named ``selftest_*`` use only ctypes: they prove the harness (boot,
 root, bpf(2), perf events, the trigger) end to end, independent of pybpf.
 Checks named ``pybpf_*`` use pybpf's own API and skip, naming the missing

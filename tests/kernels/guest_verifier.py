@@ -181,6 +181,8 @@ def check_verifier_differential() -> dict:
     compared = done - len(timeouts)
     if compared == 0:
         raise AssertionError(f"no case compared (timeouts: {timeouts})")
+    version_diffs = [d["name"] for d in details if d["kind"] == "kernel-version"]
+    rest = compared - len(version_diffs)
     return {
         "kernel": platform.release(), "version": version, "verify_kernel_arg": kernel_arg,
         "corpus_modules": sorted(p.name for p in CORPUS.glob("cases_*.py")),
@@ -188,7 +190,9 @@ def check_verifier_differential() -> dict:
         "generated": len(generated), "run": done, "truncated": len(sample) - done,
         "compared": compared, "agree": agree, "agreement": round(100.0 * agree / compared, 2),
         "disagree": [d["name"] for d in details], "details": details,
-        "kernel_version_differences": [d["name"] for d in details if d["kind"] == "kernel-version"],
+        "kernel_version_differences": version_diffs,
+        # agreement where this kernel behaves like the 6.18 the simulator models
+        "agreement_same_rules": round(100.0 * agree / rest, 2) if rest else 100.0,
         "simulator_disagreements": [d["name"] for d in details if d["kind"] == "simulator"],
         "kernel_matches_expect": kernel_vs_expect, "sim_timeouts": timeouts,
         "skipped_slow": slow, "seconds": round(time.monotonic() - t0, 1),

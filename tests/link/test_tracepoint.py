@@ -66,3 +66,23 @@ def test_raw_tracepoint_counts_getpid(counter):
         assert counter[0] == 25
         assert link.id in set(link_ids())
     prog.close()
+
+
+def test_pinned_link_opens_with_its_id_and_program(counter):
+    from pybpf import pin
+    from pybpf.link import link_infos
+
+    nr_getpid = 39
+    prog = load(ProgType.RAW_TRACEPOINT, count_sys_enter(counter, nr_getpid, os.getpid()))
+    path = os.path.join(pin.ensure_bpffs(), f"pybpf_test_link_{os.getpid()}")
+    with attach_raw_tracepoint(prog, "sys_enter") as link:
+        pin.pin(link, path)
+        try:
+            with pin.open_pinned(path) as pinned:
+                assert (pinned.kind, pinned.id) == ("link", link.id)
+                assert pinned.fd != link.fd
+            infos = {i.id: i.prog_id for i in link_infos()}
+            assert infos[link.id] == prog.id
+        finally:
+            pin.unpin(path)
+    prog.close()

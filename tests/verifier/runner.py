@@ -49,6 +49,7 @@ class Outcome:
     seconds: float
     processed: int | None = None
     crash: str | None = None
+    declined: str | None = None  # the simulator does not model this program (NotImplementedError)
 
 
 def run_kernel(case) -> Outcome:
@@ -63,6 +64,8 @@ def run_sim(case) -> Outcome:
     try:
         res = verify(case.insns, case.prog_type, prog_flags=case.flags,
                      expected_attach_type=case.attach)
+    except NotImplementedError as exc:
+        return Outcome(False, None, time.perf_counter() - t0, declined=str(exc))
     except Exception as exc:  # a crash is a finding, reported by the caller
         return Outcome(False, None, time.perf_counter() - t0, crash=f"{type(exc).__name__}: {exc}")
     last = res.error.splitlines()[-1] if res.error else None

@@ -184,8 +184,122 @@ def blk_helper(rng, pt):
             jmp("jeq", r0, 0, len(body)) if rng.random() < 0.9 else mov(r9, 0), *body]
 
 
+def blk_ctx(rng, pt):
+    """A random ctx access: offsets and sizes around each type's fields."""
+    off = rng.choice([0, 4, 8, 12, 16, 20, 24, 48, 64, 68, 72, 76, 80, 88, 96, 140, 144, 152, 160,
+                      164, 168, 176, 180, 184, 188, 192, 2, 6, 7])
+    size = rng.choice([1, 2, 4, 8])
+    k = rng.random()
+    if k < 0.7:
+        return [ldx(size, r7, r6, off)]
+    if k < 0.85:
+        return [st(size, r6, off, 0)]
+    return [mov(r7, 1), stx(size, r6, off, r7)]
+
+
+def blk_chaos(rng, pt):
+    """A few arbitrary but well-formed instructions on random registers."""
+    out = []
+    regs = [r0, r1, r2, r3, r4, r5, r7, r8, r9, r10]
+    for _ in range(rng.randint(1, 3)):
+        k = rng.random()
+        d, s_ = rng.choice(regs), rng.choice(regs + [r6])
+        if k < 0.35:
+            name = rng.choice(ALUS + ["mov", "neg"])
+            if name == "neg":
+                out.append(neg(d))
+            elif rng.random() < 0.5:
+                out.append(alu(name, d, R(s_), w32=rng.random() < 0.3))
+            else:
+                imm = rng.choice([0, 1, 8, -8, 63, 64, 4096])
+                out.append(alu(name, d, imm, w32=rng.random() < 0.3))
+        elif k < 0.6:
+            out.append(ldx(rng.choice([1, 2, 4, 8]), d, s_, rng.choice([0, -8, 8, -16, 4])))
+        elif k < 0.8:
+            out.append(stx(rng.choice([1, 2, 4, 8]), d, rng.choice([0, -8, -16, 8]), s_))
+        else:
+            out.append(mov(d, R(s_)))
+    return out
+
+
+def blk_spill(rng, pt):
+    """Spill a pointer or bounded scalar, clobber, fill (maybe narrowly), then use it."""
+    src = rng.choice(["ctx", "fp", "scalar", "map"])
+    off = rng.choice([-8, -16, -24])
+    fill = rng.choice([8, 8, 8, 4, 1])
+    if src == "ctx":
+        return [stx(8, r10, off, r6), mov(r7, 0), ldx(fill, r7, r10, off), ldx(4, r7, r7, _SCALAR4[pt])]
+    if src == "fp":
+        return [mov(r7, r10), add(r7, -32), stx(8, r10, off, r7), ldx(fill, r8, r10, off), st(8, r8, 0, 1)]
+    if src == "map":
+        body = [stx(8, r10, off, r0), ldx(fill, r8, r10, off), ldx(4, r7, r8, rng.choice([0, 44, 45]))]
+        return [*lookup(ARRAY), *body]
+    size = rng.choice([8, 4])
+    out = [*_scalar(rng, pt, r7), and_(r7, 31), stx(size, r10, off, r7), ldx(fill, r8, r10, off)]
+    return out + [*lookup(ARRAY), add(r0, r8), ldx(1, r7, r0, rng.choice([0, 16, 17]))]
+
+
+def blk_signed(rng, pt):
+    """Signed/32-bit refinements, sign extension and byte swaps feeding a map index."""
+    out = [*_scalar(rng, pt, r8)]
+    k = rng.random()
+    if k < 0.25:
+        out.append(alu("mov", r8, R(8), off=rng.choice([8, 16, 32])))
+    elif k < 0.4:
+        from pybpf.asm.instruction import Instruction
+        from pybpf.asm import opcodes as op
+        out.append(Instruction(op.ALU | op.END | rng.choice([op.TO_LE, op.TO_BE]), 8, 0, 0,
+                               rng.choice([16, 32, 64])))
+    elif k < 0.55:
+        out += [stx(8, r10, -8, r8), ldxsx(rng.choice([1, 2, 4]), r8, r10, -8)]
+    lo, hi = rng.randint(-10, 5), rng.randint(10, 50)
+    chk = [jmp(rng.choice(["jsgt", "jgt"]), r8, hi, 4, w32=rng.random() < 0.4),
+           jmp(rng.choice(["jslt", "jlt"]), r8, lo, 3, w32=rng.random() < 0.4)]
+    return out + [*lookup(ARRAY)[:-1], call(1)] + chk + [add(r0, r8), ldx(1, r7, r0, 0), ja_(0)]
+
+
+def blk_diamonds(rng, pt):
+    """Branches that join again, so state pruning matters."""
+    out = []
+    for _ in range(rng.randint(2, 6)):
+        out += [*_scalar(rng, pt, r7), jmp(rng.choice(CONDS), r7, rng.randint(0, 9), 2),
+                mov(r8, rng.randint(0, 5)), ja_(1), mov(r8, rng.randint(0, 60))]
+    return out + [*lookup(ARRAY), add(r0, r8), ldx(1, r7, r0, 0)]
+
+
+def blk_nullcmp(rng, pt):
+    """Null checks in unusual shapes: on copies, jne, against a register, twice."""
+    out = [*lookup(HASH), mov(r7, r0)]
+    k = rng.random()
+    if k < 0.3:
+        out += [jmp("jne", r7, 0, 1), ja_(1), ldx(8, r8, r0, 0)]
+    elif k < 0.5:
+        out += [mov(r9, 0), jmp("jeq", r0, R(9), 1), ldx(8, r8, r7, 0)]
+    elif k < 0.7:
+        out += [jmp("jeq", r0, 0, 1, w32=True), ldx(8, r8, r7, 0)]
+    else:
+        out += [jmp("jeq", r7, 0, 2), add(r7, rng.choice([8, 16, -8])), ldx(8, r8, r7, 0)]
+    return out
+
+
+def blk_ldabs(rng, pt):
+    if pt not in (1, 3):
+        return blk_ctx(rng, pt)
+    from pybpf.asm.instruction import Instruction
+    from pybpf.asm import opcodes as op
+    sz = rng.choice([op.B, op.H, op.W])
+    if rng.random() < 0.5:
+        return [Instruction(op.LD | op.ABS | sz, 0, 0, 0, rng.randint(0, 60)), mov(r7, R(0))]
+    return [mov(r7, 2), Instruction(op.LD | op.IND | sz, 0, 7, 0, 4)]
+
+
+def blk_subprog(rng, pt):
+    """Placeholder: subprograms are added by generate() after the main body."""
+    return []
+
+
 BLOCKS = [blk_stack, blk_stack_var, blk_map, blk_map_var, blk_pkt, blk_alu, blk_branch, blk_loop,
-          blk_helper]
+          blk_helper, blk_ctx, blk_chaos, blk_spill, blk_signed, blk_diamonds, blk_nullcmp, blk_ldabs]
 
 
 def generate(rng: random.Random, name: str = "gen") -> Case:
@@ -201,7 +315,21 @@ def generate(rng: random.Random, name: str = "gen") -> Case:
     else:
         insns += [mov(r0, rng.randint(0, 3))]
     insns.append(exit_())
+    if rng.random() < 0.15:
+        insns = _with_subprog(rng, pt, insns)
     return Case(name, pt, insns, expect=None, tags=("generated",))
+
+
+def _with_subprog(rng, pt, main):
+    """Prepend a call to a subprogram that gets a stack pointer and a scalar."""
+    from dsl import call_local
+    off = rng.choice([-8, -16, -64])
+    body = [st(8, r1, rng.choice([0, 8, -8]), 1), mov(r0, R(2)) if rng.random() < 0.8 else mov(r9, 0),
+            exit_()]
+    pre = [mov(r1, r10), add(r1, off), mov(r2, rng.randint(0, 3)), call_local(0)]
+    prog = pre + main
+    prog[3] = call_local(len(prog) - 3)
+    return prog + body
 
 
 def corpus(n: int, seed: int = 1) -> list[Case]:
