@@ -54,6 +54,9 @@ def main(argv=None) -> int:
     agree = msg_agree = both_reject = 0
     sa_kr = sr_ka = crashes = 0
     sim_t = ker_t = 0.0
+    both_accept = same_processed = 0
+    sim_processed = ker_processed = 0
+    declined = 0
     per_type: Counter = Counter()
     per_type_bad: Counter = Counter()
     reasons: Counter = Counter()
@@ -63,6 +66,11 @@ def main(argv=None) -> int:
         ker_t += k.seconds
         sim_t += s.seconds
         per_type[c.prog_type] += 1
+        if s.declined:
+            declined += 1
+            if args.verbose:
+                print(f"DECLINED {c.name}: {s.declined}")
+            continue
         if s.crash:
             crashes += 1
             per_type_bad[c.prog_type] += 1
@@ -71,6 +79,11 @@ def main(argv=None) -> int:
             continue
         if s.ok == k.ok:
             agree += 1
+            if k.ok:
+                both_accept += 1
+                same_processed += s.processed == k.processed
+                sim_processed += s.processed or 0
+                ker_processed += k.processed or 0
             if not k.ok:
                 both_reject += 1
                 msg_agree += s.error == k.error
@@ -86,11 +99,14 @@ def main(argv=None) -> int:
             if args.verbose:
                 print(f"DISAGREE {c.name}: kernel {k.error!r} simulator {s.error!r}")
     print(f"programs                     {n}  (hand-written {n - args.generated}, generated {args.generated}, seed {args.seed})")
-    print(f"agreement                    {100 * agree / n:.2f}%  ({agree}/{n})")
+    print(f"agreement                    {100 * agree / n:.2f}%  ({agree}/{n}, counting declined and crashes as disagreements)")
     print(f"message agreement            {100 * msg_agree / max(both_reject, 1):.2f}%  ({msg_agree}/{both_reject} both-reject)")
     print(f"sim-accepts/kernel-rejects   {sa_kr}")
     print(f"sim-rejects/kernel-accepts   {sr_ka}")
     print(f"crashes                      {crashes}")
+    print(f"declined (not modelled)      {declined}")
+    print(f"same processed_insns         {100 * same_processed / max(both_accept, 1):.1f}%  of {both_accept} both-accept"
+          f" (sum: simulator {sim_processed}, kernel {ker_processed})")
     print(f"simulator time               {sim_t:.3f} s")
     print(f"kernel load time             {ker_t:.3f} s")
     print(f"simulator / kernel           {sim_t / max(ker_t, 1e-9):.1f}x  (goal <= 20x)")

@@ -129,10 +129,13 @@ class FDLink(Link):
 
     @property
     def fd(self) -> int:
-        return self._fd.fd
+        try:
+            return self._fd.fd
+        except ValueError:
+            raise ValueError(f"use of detached {self.description}") from None
 
     def fileno(self) -> int:
-        return self._fd.fd
+        return self.fd
 
     @property
     def id(self) -> int:

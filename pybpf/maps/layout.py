@@ -91,7 +91,10 @@ class StructLayout:
 
     def __init__(self, fmt: str, what: str = "value"):
         self.fmt = fmt
-        self.struct = struct.Struct(fmt)
+        try:
+            self.struct = struct.Struct(fmt)
+        except (struct.error, TypeError) as exc:
+            raise LayoutError(f"{what} format {fmt!r} is not a struct format: {exc}") from None
         self.size = self.struct.size
         self.what = what
         self.fields = len(self.struct.unpack(bytes(self.size)))

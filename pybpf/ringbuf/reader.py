@@ -129,8 +129,8 @@ class RingBuffer:
         info = _map_info(fd)
         if info.type != _RINGBUF:
             raise InvalidArgument(errno.EINVAL, "RingBuffer",
-                                  f"map {info.name.decode() or fd} has type {info.type}, "
-                                  f"not BPF_MAP_TYPE_RINGBUF ({_RINGBUF})")
+                                  f"map {info.name.decode()!r} (id {info.id}, fd {fd}) has map_type "
+                                  f"{info.type}, not BPF_MAP_TYPE_RINGBUF ({_RINGBUF})")
         self.size = info.max_entries
         self._mask = self.size - 1
         self._fd = os.dup(fd)  # our own reference: the reader outlives a closed map object

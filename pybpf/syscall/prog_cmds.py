@@ -18,7 +18,7 @@ from .attr_prog import (BPF_OBJ_NAME_LEN, BtfLoadAttr, LinkCreateAttr, LinkDetac
                         LinkUpdateAttr, ProgAttachAttr, ProgInfo, ProgLoadAttr, ProgQueryAttr,
                         RawTracepointOpenAttr, TestRunAttr)
 from .bpf import Cmd, bpf
-from .errors import BPFError
+from .errors import BPFError, ObjectNotFound
 from .map_cmds import obj_get_info_by_fd
 
 __all__ = [
@@ -308,4 +308,6 @@ def raw_tracepoint_open(name: str | None, prog_fd: int, cookie: int = 0, context
     buf = ctypes.create_string_buffer(name.encode()) if name else None
     attr = RawTracepointOpenAttr(name=ctypes.addressof(buf) if buf is not None else 0,
                                  prog_fd=prog_fd, cookie=cookie)
-    return bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, context or (f"raw tracepoint {name!r}" if name else ""))
+    # ENOENT here means "no such tracepoint", not a missing map key.
+    return bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, context or (f"raw tracepoint {name!r}" if name else ""),
+               errors={errno.ENOENT: ObjectNotFound})

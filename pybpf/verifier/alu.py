@@ -203,15 +203,13 @@ def _adjust(env, ins, alu64: bool, op: int) -> None:
         if dst.type != SCALAR:
             _ptr_alu(env, ins, alu64, op, dst, src, ins.dst)
             return
-    if op in (AND, OR) and not ins.opcode & X and dst.var_off.mask and _is_zero_or_minus_one(dst, alu64):
+    if op in (AND, OR) and not src.var_off.mask and dst.var_off.mask and _is_zero_or_minus_one(dst, alu64):
         # 6.18 splits a {-1, 0} scalar (the ``s>>= 63`` idiom) before and/or: the
         # current path continues with -1, the value 0 is verified later.
         other = env.push_state(env.insn_idx, env.insn_idx)
         other.regs[ins.dst].set_const(0)
         dst.set_const(-1)
     sc.alu(dst, src, op, not alu64)
-    if op == ADD and alu64 and dst.id and src_const and False:
-        pass
     dst.id = 0
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, decode, encode
 
-from .cfg import build, check_cfg, check_subprogs, live_regs
+from .cfg import build, check_cfg, check_subprogs, live_regs, precision_needs
 from .context import prog_type_number
 from .errors import Reject
 from .walk import Env
@@ -115,7 +115,8 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
             k = map_order.index(logical)
             m = maps[k] if k < len(maps) else None
         if m is None:
-            raise Reject(f"fd {ins.imm & 0xFFFFFFFF} is not pointing to valid bpf_map", slot, errno=9)
+            raise Reject(f"no map spec for the ld_imm64 at insn {slot} (pass maps= for bytecode)",
+                         slot, errno=Reject.UNSUPPORTED)
         return m
 
     env = Env(prog, ptype, attach, maps_for, log_level)
@@ -131,6 +132,7 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
         check_subprogs(prog)
         check_cfg(prog)
         live_regs(prog)
+        prog.need = precision_needs(prog)
         env.run()
         _check_stack_depth(env, prog)
     except Reject as r:

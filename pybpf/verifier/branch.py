@@ -212,7 +212,7 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
         env.check_dead(other)
     if (not is32 and not code & X and ins.imm == 0 and op in (JEQ, JNE)
             and dst.type & MAYBE_NULL):
-        _mark_ptr_or_null(st, ins.dst, op == JEQ and False or op == JNE)
+        _mark_ptr_or_null(st, ins.dst, op == JNE)  # fall-through of jne: the pointer is NULL
         _mark_ptr_or_null(other, ins.dst, op == JEQ)
     elif code & X:
         _match_pkt(ins, regs[ins.dst], regs[ins.src], st, other)

@@ -268,7 +268,9 @@ def check_helper_call(env, ins, idx: int) -> None:
     if func_id < 0 or func_id >= MAX_FUNC_ID:
         raise Reject(f"invalid func {helper_name(func_id)}#{func_id}", errno=22)
     allowed = ALLOWED.get(env.prog_type)
-    if allowed is not None and func_id not in allowed:
+    if allowed is None:
+        raise Reject(f"helpers of program type {env.prog_type} are not modelled", errno=Reject.UNSUPPORTED)
+    if func_id not in allowed:
         raise Reject(f"program of this type cannot use helper {helper_name(func_id)}#{func_id}", errno=22)
     proto = PROTOS.get(func_id)
     if proto is None:

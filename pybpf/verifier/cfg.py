@@ -18,13 +18,14 @@ __all__ = ["Program", "build", "check_cfg", "live_regs"]
 class Program:
     """Instructions by slot index: ``insns[i]`` is None for the second slot of an ld_imm64."""
 
-    __slots__ = ("insns", "subprogs", "live", "prune_points", "logical")
+    __slots__ = ("insns", "subprogs", "live", "prune_points", "logical", "need")
 
     def __init__(self, insns, logical):
         self.insns = insns
         self.logical = logical  # slot index -> logical index
         self.subprogs: list[int] = [0]
         self.live: list[int] = []
+        self.need: list[int] = []
         self.prune_points: set[int] = set()
 
     def __len__(self) -> int:
@@ -222,3 +223,106 @@ def live_regs(prog: Program) -> list[int]:
                 changed = True
     prog.live = live
     return live
+
+
+SLOT0 = 16
+ALL_SLOTS = ((1 << 64) - 1) << SLOT0
+ALL = ALL_SLOTS | 0x7FF
+_KEY_HELPERS = {1, 2, 3, 12, 87, 88, 89}
+
+
+def _slots(off: int, size: int) -> int:
+    """Bits of the stack slots an access at fp+off of ``size`` bytes touches."""
+    bits = 0
+    for b in (off, off + size - 1):
+        if -512 <= b < 0:
+            bits |= 1 << (SLOT0 + (-b - 1) // 8)
+    return bits
+
+
+def precision_needs(prog: Program) -> list[int]:
+    """Which scalars' exact values may matter from each insn on (a static superset of the
+    registers and stack slots the kernel's mark_chain_precision() would mark).
+
+    Scalars outside this set are compared loosely when pruning, as the kernel
+    does for imprecise scalars. Programs with bpf-to-bpf calls get no trimming.
+    """
+    n = len(prog)
+    if len(prog.subprogs) > 1:
+        return [ALL] * n
+    need = [0] * n
+    succs = [successors(prog, i) if ins is not None else [] for i, ins in enumerate(prog.insns)]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(n - 1, -1, -1):
+            ins = prog.insns[i]
+            if ins is None:
+                continue
+            out = 0
+            for w in succs[i]:
+                if 0 <= w < n:
+                    out |= need[w]
+            new = _need_transfer(ins, out)
+            if new != need[i]:
+                need[i] = new
+                changed = True
+    return need
+
+
+def _need_transfer(ins, out: int) -> int:
+    code = ins.opcode
+    cls = code & 7
+    d, s = 1 << ins.dst, 1 << ins.src
+    if cls in (op.ALU, op.ALU64):
+        aop = code & 0xF0
+        x = bool(code & op.X)
+        if aop == op.MOV:
+            if out & d:
+                out &= ~d
+                if x:
+                    out |= s
+            return out
+        if x and aop in (op.ADD, op.SUB):
+            return out | s  # ptr += scalar marks the scalar precise
+        if x and out & d:
+            out |= s
+        return out
+    if cls == op.LDX:
+        if out & d:
+            out &= ~d
+            if ins.src == 10:
+                out |= _slots(ins.off, op.SIZE_BYTES[code & 0x18])
+            else:
+                out |= ALL_SLOTS
+        return out
+    if cls in (op.ST, op.STX):
+        size = op.SIZE_BYTES[code & 0x18]
+        atomic = cls == op.STX and (code & 0xE0) == op.ATOMIC
+        if ins.dst == 10:
+            sl = _slots(ins.off, size)
+            hit = out & sl
+            if size == 8 and not atomic and not ins.off % 8:
+                out &= ~sl
+            if hit and cls == op.STX:
+                out |= s
+        elif cls == op.STX and out & ALL_SLOTS:
+            out |= s
+        if atomic:
+            out |= s | (1 if ins.imm == op.CMPXCHG else 0)
+        return out
+    if cls == op.LD:
+        if code == op.LD_IMM64:
+            return out & ~d
+        return (out & ~0x3F) | (1 << 6) | (s if (code & 0xE0) == op.IND else 0)
+    jop = code & 0xF0
+    if jop == op.EXIT:
+        return out | 1
+    if jop == op.CALL:
+        out = (out & ~0x3F) | 0x3E
+        if ins.src != 0 or ins.imm in _KEY_HELPERS:
+            out |= ALL_SLOTS
+        return out
+    if jop == op.JA:
+        return out
+    return out | d | (s if code & op.X else 0)

@@ -279,7 +279,7 @@ class State:
     """A verifier state: call frames, acquired references and pruning bookkeeping."""
 
     __slots__ = ("frames", "refs", "parent", "branches", "insn_idx", "speculative", "active_rcu",
-                 "checkpoint", "hits", "misses")
+                 "checkpoint", "hits", "misses", "from_idx")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -291,6 +291,7 @@ class State:
         self.active_rcu = False
         self.checkpoint = None
         self.hits = self.misses = 0
+        self.from_idx = 0
 
     @property
     def cur(self) -> Frame:
@@ -311,6 +312,7 @@ class State:
         s.active_rcu = self.active_rcu
         s.checkpoint = None
         s.hits = s.misses = 0
+        s.from_idx = self.from_idx
         return s
 
     def all_regs(self):

@@ -66,6 +66,7 @@ class Env:
     def push_state(self, insn_idx: int, prev_idx: int) -> State:
         st = self.state.copy()
         st.insn_idx = insn_idx
+        st.from_idx = prev_idx
         if st.parent is not None:
             st.parent.branches += 1
         self.stack.append(st)
@@ -120,7 +121,7 @@ class Env:
                         return
                     continue
             ins = insns[idx]
-            if self.log_level >= 2:
+            if self.log_level:
                 self.verbose(f"{idx}: {_insn_text(ins)}")
             try:
                 nxt = self._step(ins, idx)
@@ -128,6 +129,10 @@ class Env:
                 if r.insn is None:
                     r.insn = idx
                 raise
+            if self.log_level >= 2 and self.state is st:
+                written = _written_reg(ins)
+                if written is not None and written < 11:
+                    self.log[-1] = f"{self.log[-1]:<38}; R{written}={fmt_reg(st.regs[written])}"
             if nxt is None:
                 if not self._pop():
                     return
@@ -141,7 +146,7 @@ class Env:
             return False
         self.state = self.stack.pop()
         if self.log_level:
-            self.verbose(f"from ? to {self.state.insn_idx}: {_fmt_regs(self.state)}")
+            self.verbose(f"\nfrom {self.state.from_idx} to {self.state.insn_idx}: {_fmt_regs(self.state)}")
         return True
 
     def _update_branches(self, st: State | None) -> None:
@@ -345,7 +350,7 @@ class Env:
             keep = []
             hit = False
             for old in done:
-                if not hit and _states_equal(old, cur, live, exact=False):
+                if not hit and _states_equal(old, cur, live, exact=False, need=self.prog.need):
                     old.hits += 1
                     hit = True
                 else:
@@ -426,7 +431,7 @@ def _regs_exact(o: Reg, c: Reg, idmap: dict) -> bool:
             and _check_ids(o.ref_obj_id, c.ref_obj_id, idmap))
 
 
-def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool) -> bool:
+def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool, precise: bool = True) -> bool:
     if o.type == NOT_INIT:
         return not exact or c.type == NOT_INIT
     if o.type != c.type:
@@ -435,6 +440,8 @@ def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool) -> bool:
         return _regs_exact(o, c, idmap)
     b = o.type & 0xFF
     if o.type == SCALAR:
+        if not precise:
+            return True
         if o.id and not _check_ids(o.id, c.id, idmap):
             return False
         return _range_within(o, c) and tn.contains(o.var_off, c.var_off)
@@ -453,7 +460,7 @@ def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool) -> bool:
     return _regs_exact(o, c, idmap)
 
 
-def _stacksafe(fo: Frame, fc: Frame, idmap: dict, exact: bool) -> bool:
+def _stacksafe(fo: Frame, fc: Frame, idmap: dict, exact: bool, need: int = -1) -> bool:
     for spi, so in fo.stack.items():
         sc_ = fc.stack.get(spi)
         ct = sc_.types if sc_ is not None else STACK_INVALID * 8
@@ -474,7 +481,7 @@ def _stacksafe(fo: Frame, fc: Frame, idmap: dict, exact: bool) -> bool:
                 return False
             if so.reg is None or sc_ is None or sc_.reg is None:
                 return False
-            if not _regsafe(so.reg, sc_.reg, idmap, exact):
+            if not _regsafe(so.reg, sc_.reg, idmap, exact, bool(need >> (16 + spi) & 1)):
                 return False
     if exact:
         for spi in fc.stack:
@@ -483,7 +490,7 @@ def _stacksafe(fo: Frame, fc: Frame, idmap: dict, exact: bool) -> bool:
     return True
 
 
-def _states_equal(old: State, cur: State, live: list[int], exact: bool) -> bool:
+def _states_equal(old: State, cur: State, live: list[int], exact: bool, need=None) -> bool:
     if len(old.frames) != len(cur.frames):
         return False
     idmap: dict = {}
@@ -503,12 +510,13 @@ def _states_equal(old: State, cur: State, live: list[int], exact: bool) -> bool:
             nxt = cur.frames[i + 1].callsite + 1
             mask = (live[nxt] if nxt < len(live) and not exact else 0x7FF) & ~1
             mask |= 0x7C0 if not exact else 0x7FF
+        nmask = need[old.insn_idx] if (need and i == n - 1) else -1
         for r in range(11):
             if not (mask >> r) & 1:
                 continue
-            if not _regsafe(fo.regs[r], fc.regs[r], idmap, exact):
+            if not _regsafe(fo.regs[r], fc.regs[r], idmap, exact, bool(nmask >> r & 1)):
                 return False
-        if not _stacksafe(fo, fc, idmap, exact):
+        if not _stacksafe(fo, fc, idmap, exact, nmask):
             return False
     return True
 
@@ -519,6 +527,15 @@ def _fmt_regs(st: State) -> str:
         if r.type != NOT_INIT:
             parts.append(f"R{i}={fmt_reg(r)}")
     return " ".join(parts)
+
+
+def _written_reg(ins) -> int | None:
+    cls = ins.opcode & 7
+    if cls in (op.ALU, op.ALU64, op.LDX) or ins.opcode == op.LD_IMM64:
+        return ins.dst
+    if cls == op.JMP and (ins.opcode & 0xF0) == op.CALL and ins.src == 0:
+        return 0
+    return None
 
 
 def _insn_text(ins) -> str:

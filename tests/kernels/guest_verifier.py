@@ -2,8 +2,8 @@
 
 The simulator (``pybpf.verifier.verify``) models the verifier of Linux 6.18,
 the kernel the project is developed on. Inside 6.1 and 6.12 the same corpus
-(tests/verifier/corpus: ``cases_*.py`` modules with a ``CASES`` list of
-``Case``, plus ``gen.corpus(n, seed)``) is loaded for real with
+(tests/verifier/corpus: ``all.hand_cases()`` and ``all.generated(n, seed)``,
+or without all.py every ``cases_*.py`` module's ``CASES`` and ``gen.corpus(n, seed)``) is loaded for real with
 ``BPF_PROG_LOAD`` and verified by the simulator; the check reports the
 agreement of the two verdicts (accepted / rejected), every disagreeing case
 with both reasons, and a classification of each disagreement:
@@ -80,6 +80,13 @@ def _load_corpus() -> tuple[list, list, list[str]]:
         if d not in sys.path:
             sys.path.insert(0, d)
     hand, errors = [], []
+    if (CORPUS / "all.py").exists():      # the corpus' own list of every case, when it has one
+        try:
+            every = importlib.import_module("all")
+            return (list(every.hand_cases(include_slow=True)),
+                    list(every.generated(GENERATED, GEN_SEED)), errors)
+        except Exception as exc:  # noqa: BLE001 - fall back to the modules themselves
+            errors.append(f"all.py: {type(exc).__name__}: {exc}")
     for path in sorted(CORPUS.glob("cases_*.py")):
         try:
             hand += list(importlib.import_module(path.stem).CASES)
@@ -206,3 +213,59 @@ def _cpu_model() -> str:
             return next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
     except OSError:
         return ""
+
+
+# ISA v4 (Linux 6.6): each program is accepted by 6.6+ and refused by older
+# kernels ("unknown opcode" or a reserved-field error); the simulator models
+# 6.18. Facts from include/uapi/linux/bpf.h and Documentation/bpf/standardization.
+def _isa_v4_programs() -> dict[str, list]:
+    I = need("pybpf.asm.Instruction")
+    mov_r0 = I(0xb7, 0, imm=10)                            # r0 = 10
+    return {
+        "ldsx": [I(0x7a, 10, 0, -8, -3), I(0x91, 0, 10, -8), I(0x95)],   # r0 = *(s8 *)(r10 -8)
+        "sdiv": [mov_r0, I(0x37, 0, 0, 1, -3), I(0x95)],                  # r0 s/= -3
+        "smod": [mov_r0, I(0x97, 0, 0, 1, 3), I(0x95)],                   # r0 s%= 3
+        "bswap": [mov_r0, I(0xd7, 0, 0, 0, 64), I(0x95)],                 # r0 = bswap64 r0
+        "movsx": [I(0xb7, 1, imm=200), I(0xbf, 0, 1, 8), I(0x95)],        # r0 = (s8)r1
+        # gotol +1 (a 32-bit offset in imm); the plain "goto -3" makes every insn reachable
+        "gotol": [I(0xb7, 0, imm=0), I(0x06, 0, 0, 0, 1), I(0x95), I(0xb7, 0, imm=1),
+                  I(0x05, 0, 0, -3)],
+    }
+
+
+ISA_V4_SINCE = (6, 6)
+
+
+@check
+def check_verifier_isa_v4() -> dict:
+    """ISA v4 instructions: this kernel's verdict, the simulator's, and whether they differ."""
+    verify = need("pybpf.verifier.verify")
+    encode = need("pybpf.asm.encode")
+    for d in (str(VERIFIER_TESTS),):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    kernel = importlib.import_module("kernel")            # tests/verifier/kernel.py: BPF_PROG_LOAD
+    release = tuple(int(x) for x in platform.release().split(".")[:2])
+    version = "%d.%d" % release
+    kernel_arg = version if "kernel" in inspect.signature(verify).parameters else None
+    out = {}
+    for name, insns in _isa_v4_programs().items():
+        k = kernel.load(encode(insns), 1)                  # socket filter
+        sim_ok, sim_error, crash = _simulate(verify, _ProbeCase(insns), kernel_arg)
+        out[name] = {"kernel_ok": k.ok, "kernel_error": k.error, "sim_ok": sim_ok,
+                     "sim_error": crash or sim_error}
+    want = release >= ISA_V4_SINCE
+    wrong = {n: r for n, r in out.items() if r["kernel_ok"] != want}
+    if wrong:
+        raise AssertionError(f"ISA v4 on {version}: kernel verdicts differ from 'accepted "
+                             f"since 6.6' for {wrong}")
+    return {"version": version, "kernel_accepts": want, "verify_kernel_arg": kernel_arg,
+            "programs": out,
+            "sim_differs": sorted(n for n, r in out.items() if r["sim_ok"] != r["kernel_ok"])}
+
+
+class _ProbeCase:
+    """The corpus' Case shape for one socket-filter program (what _simulate reads)."""
+
+    def __init__(self, insns):
+        self.insns, self.prog_type, self.flags, self.attach = insns, 1, 0, 0

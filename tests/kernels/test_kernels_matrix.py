@@ -109,6 +109,18 @@ def _expect_verifier(data: dict, kernel: str) -> None:
         f"{VERIFIER_MIN_AGREEMENT_SAME_RULES}%; disagreeing: {details}")
 
 
+def _expect_isa_v4(data: dict, kernel: str) -> None:
+    version = tuple(int(x) for x in data["version"].split("."))
+    assert version[:2] == tuple(int(x) for x in kernel.split("."))[:2] or kernel.startswith("linux-"), data
+    want = version >= (6, 6)                    # ISA v4 landed in Linux 6.6
+    assert data["kernel_accepts"] is want and len(data["programs"]) >= 6, data
+    assert all(p["kernel_ok"] is want for p in data["programs"].values()), data
+    if data["verify_kernel_arg"]:               # a per-kernel prediction must match this kernel
+        assert data["sim_differs"] == [], data
+    else:                                       # the 6.18 model accepts them all
+        assert all(p["sim_ok"] for p in data["programs"].values()), data
+
+
 # Host-side assertions on a passing check's data (the guest already checked; this
 # guards against a guest script that reports "pass" without having measured).
 HOST_EXPECT = {
@@ -126,6 +138,7 @@ HOST_EXPECT = {
     "tool_opensnoop_kprobe": _expect_opensnoop,
     "tool_tcpconnect_kprobe": _expect_tcpconnect,
     "verifier_differential": _expect_verifier,
+    "verifier_isa_v4": _expect_isa_v4,
 }
 
 

@@ -5,7 +5,7 @@ from runner import kernel_bytes
 import kernel
 names = {}
 allowed = {}
-types = [1,2,3,4,5,6,7,8,17]
+types = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,25,30,32]
 for pt in types:
     allowed[pt] = []
     for fid in range(1, 240):

@@ -2,11 +2,12 @@
 
 import cases_basic
 import cases_mem
+import cases_regress
 import gen
 
 
 def hand_cases(include_slow: bool = False):
-    out = list(cases_basic.CASES) + list(cases_mem.CASES)
+    out = list(cases_basic.CASES) + list(cases_mem.CASES) + list(cases_regress.CASES)
     return [c for c in out if include_slow or "slow" not in c.tags]
 
 

@@ -267,6 +267,25 @@ def blk_diamonds(rng, pt):
     return out + [*lookup(ARRAY), add(r0, r8), ldx(1, r7, r0, 0)]
 
 
+def blk_imprecise(rng, pt):
+    """Many diamonds assigning a scalar that is later stored (imprecise) or used as an offset
+    (precise), sometimes out of bounds on one path only: pruning must not hide that path."""
+    out = [mov(r9, 0)]
+    for _ in range(rng.randint(3, 14)):
+        a, b = rng.randint(0, 6), rng.randint(0, 60)
+        out += [ldx(_SIZE_OK[pt], r7, r6, _SCALAR4[pt]), jmp(rng.choice(CONDS), r7, rng.randint(0, 9), 2),
+                mov(r8, a), ja_(1), mov(r8, b), alu(rng.choice(["add", "or", "mov"]), r9, R(8))]
+    use = rng.random()
+    tail = [*lookup(ARRAY)]
+    if use < 0.4:
+        tail += [stx(8, r0, 0, r9)]
+    elif use < 0.8:
+        tail += [and_(r9, rng.choice([7, 31, 63])), add(r0, r9), ldx(1, r7, r0, 0)]
+    else:
+        tail += [add(r0, r8), ldx(8, r7, r0, 0)]
+    return out + tail
+
+
 def blk_nullcmp(rng, pt):
     """Null checks in unusual shapes: on copies, jne, against a register, twice."""
     out = [*lookup(HASH), mov(r7, r0)]
@@ -299,7 +318,8 @@ def blk_subprog(rng, pt):
 
 
 BLOCKS = [blk_stack, blk_stack_var, blk_map, blk_map_var, blk_pkt, blk_alu, blk_branch, blk_loop,
-          blk_helper, blk_ctx, blk_chaos, blk_spill, blk_signed, blk_diamonds, blk_nullcmp, blk_ldabs]
+          blk_helper, blk_ctx, blk_chaos, blk_spill, blk_signed, blk_diamonds, blk_nullcmp, blk_ldabs,
+          blk_imprecise, blk_imprecise]
 
 
 def generate(rng: random.Random, name: str = "gen") -> Case:
