@@ -11,8 +11,7 @@ from . import scalar as sc
 from . import tnum as tn
 from .errors import Reject
 from .mem import MAX_VAR_OFF
-from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, K, LSH, MOD, MOV, MUL, NEG, OR, RSH,
-                          SUB, X, XOR)
+from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, LSH, MOD, MOV, NEG, OR, RSH, SUB, X, XOR)
 from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_META, PTR_TO_STACK, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID,

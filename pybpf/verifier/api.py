@@ -20,8 +20,9 @@ __all__ = ["verify", "VerifierResult"]
 class VerifierResult:
     """The simulator's verdict.
 
-    ``error`` is the kernel's reason (its last line is what the kernel's log
-    ends with); ``insn`` the kernel's (slot) index of the rejected instruction;
+    ``error`` is the kernel's reason, the line its log ends with (``details``
+    adds the lines the kernel prints before it, e.g. the offending access);
+    ``insn`` the kernel's (slot) index of the rejected instruction;
     ``source_line`` the Python line that emitted it, when the assembler knew.
     """
     ok: bool
@@ -32,6 +33,7 @@ class VerifierResult:
     processed_insns: int = 0
     total_states: int = 0
     errno: int = 0
+    details: str | None = None
     seconds: float = field(default=0.0, compare=False)
 
     def __bool__(self) -> bool:
@@ -150,7 +152,8 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
         lines.append(error)
     lines.append(f"processed {env.insn_processed} insns (limit 1000000) max_states_per_insn 0 "
                  f"total_states {env.total_states} peak_states {env.peak_states} mark_read 0")
-    return VerifierResult(ok=error is None, error=error, insn=insn, source_line=source,
+    return VerifierResult(ok=error is None, error=error.splitlines()[-1] if error else None,
+                          details=error, insn=insn, source_line=source,
                           log="\n".join(lines) + "\n" if log_level else "",
                           processed_insns=env.insn_processed, total_states=env.total_states,
                           errno=errno, seconds=time.perf_counter() - t0)

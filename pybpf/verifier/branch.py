@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from . import scalar as sc
 from .errors import Reject
-from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, JSLE, JSET, K, X
+from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, X
 from .state import (MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
                     NOT_INIT, Reg)
 

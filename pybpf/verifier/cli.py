@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"accepted: processed {res.processed_insns} insns, {res.total_states} states")
     else:
         where = f" (insn {res.insn}" + (f", {res.source_line}" if res.source_line else "") + ")"
-        print(f"rejected{where}: {res.error.splitlines()[-1]}")
+        print(f"rejected{where}: {res.error}")
     if args.against_kernel:
         return _against_kernel(program, args, maps, res)
     return 0 if res.ok else 1

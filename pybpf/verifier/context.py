@@ -143,7 +143,8 @@ def _kprobe(off, size, write, attach):
 
 
 def _tracepoint(off, size, write, attach):
-    if off < 8 or off >= 8192 or write or off % size:
+    # The kernel compares ``off < sizeof(void *)`` unsigned: negative offsets pass that test.
+    if 0 <= off < 8 or off >= 8192 or write or off % size:
         return None
     return SCALAR
 

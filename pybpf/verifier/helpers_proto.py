@@ -11,7 +11,7 @@ net/core/filter.c, kernel/trace/bpf_trace.c). Argument kinds are short strings:
 ``alloc0``    ARG_CONST_ALLOC_SIZE_OR_ZERO ``ctx``       ARG_PTR_TO_CTX
 ``sk_rel``    ARG_PTR_TO_BTF_ID_SOCK_COMMON|OBJ_RELEASE
 ``sockc``     ARG_PTR_TO_SOCK_COMMON       ``rb_rel``    ARG_PTR_TO_RINGBUF_MEM|OBJ_RELEASE
-``long``      ARG_PTR_TO_FIXED_SIZE_MEM(8)|UNINIT|WRITE
+
 
 Return kinds: ``int``, ``void``, ``map_value?``, ``sock?``, ``sock_common?``,
 ``tcp_sock?``, ``ringbuf_mem?`` (``?`` = may be NULL, needs a check).
@@ -60,6 +60,8 @@ PROTOS: dict[int, Proto] = {
     34: _P("get_hash_recalc", "int", ("ctx",)),
     35: _P("get_current_task", "int", ()),
     39: _P("skb_pull_data", "int", ("ctx", "any")),
+    40: _P("csum_update", "int", ("ctx", "any")),
+    41: _P("set_hash_invalid", "void", ("ctx",)),
     42: _P("get_numa_node_id", "int", ()),
     44: _P("xdp_adjust_head", "int", ("ctx", "any")),
     45: _P("probe_read_str", "int", ("umem", "size0", "any")),
@@ -90,6 +92,9 @@ PROTOS: dict[int, Proto] = {
     133: _P("ringbuf_discard", "void", ("rb_rel", "any")),
     134: _P("ringbuf_query", "int", ("map", "any")),
     160: _P("ktime_get_coarse_ns", "int", ()),
+    188: _P("xdp_get_buff_len", "int", ("ctx",)),
+    189: _P("xdp_load_bytes", "int", ("ctx", "any", "umem", "size")),
+    190: _P("xdp_store_bytes", "int", ("ctx", "any", "mem", "size")),
     208: _P("ktime_get_tai_ns", "int", ()),
 }
 

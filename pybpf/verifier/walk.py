@@ -19,10 +19,10 @@ from .branch import check_cond_jmp
 from .calls import check_exit, check_helper_call, check_subprog_call
 from .errors import Reject
 from .mem import check_mem_access
-from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .state import (CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
-                    STACK_INVALID, STACK_MISC, STACK_SPILL, STACK_ZERO, Frame, Reg, State,
+                    STACK_INVALID, STACK_MISC, STACK_SPILL, Frame, Reg, State,
                     fmt_reg, type_str)
 
 __all__ = ["Env", "INSN_LIMIT"]

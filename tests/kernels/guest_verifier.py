@@ -227,10 +227,10 @@ def _isa_v4_programs() -> dict[str, list]:
         "smod": [mov_r0, I(0x97, 0, 0, 1, 3), I(0x95)],                   # r0 s%= 3
         "bswap": [mov_r0, I(0xd7, 0, 0, 0, 64), I(0x95)],                 # r0 = bswap64 r0
         "movsx": [I(0xb7, 1, imm=200), I(0xbf, 0, 1, 8), I(0x95)],        # r0 = (s8)r1
-        # gotol +1 (a 32-bit offset in imm); the plain "goto -3" makes every insn reachable
-        "gotol": [I(0xb7, 0, imm=0), I(0x06, 0, 0, 0, 1), I(0x95), I(0xb7, 0, imm=1),
-                  I(0x05, 0, 0, -3)],
     }
+# gotol (JMP32|JA, offset in imm) is not among them: Debian's 6.1 verifier walks
+# it as a jump and accepts it ("if w0 jmp 0x1 goto pc+0" in its log), so its
+# verdict does not tell 6.1 from 6.6.
 
 
 ISA_V4_SINCE = (6, 6)

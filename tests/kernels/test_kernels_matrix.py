@@ -76,22 +76,25 @@ def _expect_tcpconnect(data: dict, kernel: str) -> None:
 
 
 # Verifier differential. The simulator models 6.18, so on 6.1 and 6.12 it
-# disagrees exactly where those kernels' rules are older; two floors, from
-# measurements on this machine (corpus of 219 hand-written + 40 generated cases,
-# two matrix runs, identical each time):
-#   6.1:  243/259 = 93.8 %, all 16 disagreements kernel-version differences
-#         (constant-key array lookups still map_value_or_null: 12; variable
-#         stack offsets need a bounded minimum: 3; BPF_ST into ctx refused: 1)
-#   6.12: 244/259 = 94.2 %, the same 15 minus the BPF_ST one.
-# * raw agreement >= 85 %: ~9 points below the measurement, so the corpus can
-#   grow by ~25 more cases of 6.18-only behaviour before this needs a look,
-#   while a simulator regression in one rule family (several % of the corpus)
-#   still fails;
+# disagrees exactly where those kernels' rules are older. Measured on this
+# machine (every disagreement classified kernel-version in every run):
+#   corpus 219 hand-written + 40 generated: 6.1 93.8 % / 93.4 %, 6.12 94.2 % / 93.8 %
+#     (constant-key array lookups still map_value_or_null (newer than 6.12): 12;
+#     variable stack offsets need a bounded minimum: 2-3; BPF_ST into ctx refused
+#     on 6.1: 1; the generated ones vary with gen.py)
+#   corpus 233 + 40, ten minutes later: 6.1 88.6 % (242/273), 6.12 89.0 % (243/273)
+#     (+ bswap on 6.1 (ISA v4), a helper 6.1 lacks, more constant-key lookups)
+# Raw agreement measures the corpus' share of 6.18-only behaviour as much as
+# the simulator, so the floors are:
 # * agreement outside the kernel-version differences >= 98 % (measured 100 %
-#   on both): a disagreement where this kernel behaves as the corpus expects is
-#   a simulator bug, not a version difference; 2 % tolerates a few unclassified
-#   generated cases as the generator grows.
-VERIFIER_MIN_AGREEMENT = 85.0
+#   on both, every run): a disagreement where this kernel behaves as the
+#   corpus expects is a simulator bug, not a version difference; 2 % leaves
+#   room for a few unclassifiable generated cases as the generator grows;
+# * raw agreement >= 75 %: a sanity floor ~14 points under the lowest
+#   measurement, for a simulator or loader that broke wholesale (rejecting
+#   everything agrees on ~56 % of this corpus, accepting everything on ~44 %),
+#   not a quality bar.
+VERIFIER_MIN_AGREEMENT = 75.0
 VERIFIER_MIN_AGREEMENT_SAME_RULES = 98.0
 VERIFIER_MIN_COMPARED = 150
 
@@ -113,7 +116,7 @@ def _expect_isa_v4(data: dict, kernel: str) -> None:
     version = tuple(int(x) for x in data["version"].split("."))
     assert version[:2] == tuple(int(x) for x in kernel.split("."))[:2] or kernel.startswith("linux-"), data
     want = version >= (6, 6)                    # ISA v4 landed in Linux 6.6
-    assert data["kernel_accepts"] is want and len(data["programs"]) >= 6, data
+    assert data["kernel_accepts"] is want and len(data["programs"]) >= 5, data
     assert all(p["kernel_ok"] is want for p in data["programs"].values()), data
     if data["verify_kernel_arg"]:               # a per-kernel prediction must match this kernel
         assert data["sim_differs"] == [], data
@@ -149,7 +152,7 @@ def _verifier_summary(results: dict) -> dict | None:
     d = r["data"]
     return {k: d[k] for k in ("agreement", "agreement_same_rules", "agree", "compared", "truncated", "sim_timeouts",
                               "kernel_version_differences", "simulator_disagreements", "disagree")} | {
-        "reasons": {x["name"]: x["reason"] for x in d["details"]}}
+        "reasons": {x["name"]: f"{x['reason']}: {(x['kernel_error'] or '')[:90]}" for x in d["details"]}}
 
 
 @pytest.fixture(scope="module", params=KERNELS)

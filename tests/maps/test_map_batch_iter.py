@@ -9,7 +9,7 @@ import time
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from conftest import needs_root
+from mapkit import needs_root
 from pybpf.maps import MapIterationAborted, MapSpec, possible_cpus
 from pybpf.maps.iterate import iter_raw_keys
 

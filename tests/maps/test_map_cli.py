@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import needs_root
+from mapkit import needs_root
 from pybpf import pin
 from pybpf.maps import MapSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import needs_root
+from mapkit import needs_root
 from pybpf import pin
 from pybpf.maps import LayoutError, MapSpec
 from pybpf.ringbuf import RingBuffer

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from conftest import load_prog, needs_root, open_fds
+from mapkit import load_prog, needs_root, open_fds
 from pybpf.maps import Map, MapSpec
 from pybpf.syscall import InvalidArgument, ObjectNotFound
 

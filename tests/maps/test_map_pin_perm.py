@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conftest import needs_root
+from mapkit import needs_root
 from pybpf import pin
 from pybpf.maps import Map, MapSpec
 from pybpf.syscall import ObjectNotFound

@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from conftest import RAW_TRACEPOINT, load_prog, needs_root
+from mapkit import RAW_TRACEPOINT, load_prog, needs_root
 from pybpf.maps import BPF_EXIST, BPF_NOEXIST, Map, MapFlags, MapSpec, MapType, possible_cpus
 from pybpf.syscall import FD, perf_event_open
 from pybpf.syscall import (BadFD, BPFPermissionError, InvalidArgument, KeyExists, KeyNotFound, MapFull,

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import ATTACH_MODES, requires_root
+from toolkit import ATTACH_MODES, requires_root
 
 pytestmark = [pytest.mark.kernel, requires_root]
 

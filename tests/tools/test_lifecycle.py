@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import requires_root
+from toolkit import requires_root
 
 TOOLS = ["hello", "execsnoop", "opensnoop", "tcpconnect", "readlat"]
 

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from conftest import ATTACH_MODES, requires_root
+from toolkit import ATTACH_MODES, requires_root
 
 pytestmark = [pytest.mark.kernel, requires_root]
 

@@ -8,7 +8,7 @@ import struct
 
 import pytest
 
-from conftest import requires_root
+from toolkit import requires_root
 from pybpf.asm import Builder, decode
 from pybpf.tools import execsnoop, hello, opensnoop, readlat, runtime, tcpconnect, xdpcount
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ATTACH_MODES, requires_root
+from toolkit import ATTACH_MODES, requires_root
 
 pytestmark = [pytest.mark.kernel, requires_root]
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from conftest import ATTACH_MODES, requires_root
+from toolkit import ATTACH_MODES, requires_root
 
 pytestmark = [pytest.mark.kernel, requires_root]
 

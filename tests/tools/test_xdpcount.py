@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import requires_root
+from toolkit import requires_root
 
 pytestmark = [pytest.mark.kernel, requires_root]
 

@@ -1,23 +1,42 @@
-import sys, re, json
-sys.path.insert(0,'/work/main/tests/verifier'); sys.path.insert(0,'/work/main/tests/verifier/corpus')
-from dsl import *
-from runner import kernel_bytes
-import kernel
-names = {}
-allowed = {}
-types = [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,25,30,32]
-for pt in types:
-    allowed[pt] = []
-    for fid in range(1, 240):
-        r = kernel.load(kernel_bytes([call(fid), mov(r0, 0), exit_()]), pt, log_level=1, log_size=1<<16)
-        m = re.search(r"call (\w+)#%d" % fid, r.log)
-        if m and m.group(1) != 'unknown': names[fid] = m.group(1)
-        if r.error and ('cannot use helper' in r.error or 'invalid func' in r.error or 'unknown func' in r.error):
-            continue
-        allowed[pt].append(fid)
-        if pt == 1 and fid < 3: print(pt, fid, r.error)
-print(len(names), max(names))
-json.dump({'names': names, 'allowed': allowed}, open('/tmp/helpers.json','w'))
-for pt in types: print(pt, len(allowed[pt]))
-r = kernel.load(kernel_bytes([call(1000), mov(r0, 0), exit_()]), 1); print(r.error)
-r = kernel.load(kernel_bytes([call(212), mov(r0, 0), exit_()]), 2); print(r.error)
+"""Regenerate pybpf/verifier/helper_names.py facts from the running kernel (root).
+
+For each program type and helper id, loads ``call N; r0 = 0; exit`` and reads
+the verifier's answer: "program of this type cannot use helper" or "invalid
+func" means not allowed; the log's ``call bpf_name#N`` gives the helper's name.
+
+    python tests/verifier/probe_helpers.py > /tmp/helpers.json
+"""
+
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus"))
+
+import kernel  # noqa: E402
+from dsl import call, exit_, mov, r0  # noqa: E402
+from runner import kernel_bytes  # noqa: E402
+
+TYPES = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 22, 23]
+
+
+def main() -> None:
+    names: dict[int, str] = {}
+    allowed: dict[int, list[int]] = {}
+    for pt in TYPES:
+        allowed[pt] = []
+        for fid in range(1, 240):
+            r = kernel.load(kernel_bytes([call(fid), mov(r0, 0), exit_()]), pt, log_level=1)
+            m = re.search(r"call (\w+)#%d" % fid, r.log)
+            if m and m.group(1) != "unknown":
+                names[fid] = m.group(1)
+            if r.error and ("cannot use helper" in r.error or "invalid func" in r.error):
+                continue
+            allowed[pt].append(fid)
+    json.dump({"names": names, "allowed": allowed}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

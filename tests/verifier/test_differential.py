@@ -75,7 +75,8 @@ def test_verify_api_from_bytes_and_maps():
     code = encode([i.replace(map=None) for i in insns])
     res = verify(code, "socket_filter", maps={3: HASH})
     assert not res.ok and res.insn == 7
-    assert res.error.splitlines()[-1] == "R0 min value is outside of the allowed memory range"
+    assert res.error == "R0 min value is outside of the allowed memory range"
+    assert res.details.splitlines()[0] == "invalid access to map value, value_size=16 off=16 size=8"
     res = verify(code, "socket_filter", maps=[HASH], log_level=2)
     assert "processed" in res.log
     with pytest.raises(ValueError):

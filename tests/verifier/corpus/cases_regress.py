@@ -44,6 +44,14 @@ CASES = [
     # imprecise scalars do not block pruning: 2^22 paths collapse
     Case("imprecise_diamonds", SF, _diamonds(22, False)),
     Case("precise_diamonds", SF, _diamonds(10, True)),
+    # ``<<= 32`` keeps negative 32-bit bounds as 64-bit signed bounds
+    Case("lsh32_negative_s32", KP, [ldx(8, r8, r1, 0), and_(r8, 15), alu("sub", r8, 6, w32=True),
+                                    alu("lsh", r8, 32), alu("arsh", r8, 32), mov(r6, r8), *lookup(ARRAY),
+                                    add(r0, r6), ldx(1, r7, r0, 0), *ret()],
+         "R0 min value is negative, either use unsigned index or do a if (index >=0) check."),
+    # tracepoint ctx: the kernel's unsigned comparison lets negative offsets through
+    Case("tp_ctx_negative_off", 5, [ldx(4, r0, r1, -16), exit_()]),
+    Case("tp_ctx_common_fields", 5, [ldx(4, r0, r1, 4), exit_()], "invalid bpf_context access off=4 size=4"),
     # array lookups with a constant in-range key are never NULL
     Case("array_key_spilled_const", SF, [mov(r2, 1), stx(4, r10, -8, r2), mov(r2, r10), add(r2, -8),
                                          *lookup(ARRAY)[-2:], ldx(8, r0, r0, 0), exit_()]),
