@@ -132,10 +132,12 @@ class Backends:
 def _simulator() -> Callable[[GeneratedProgram], Verdict]:
     from pybpf.verifier import verify  # ImportError: unavailable
 
-    def sim(prog: GeneratedProgram, log_level: int = 0) -> Verdict:
+    def sim(prog: GeneratedProgram, log_level: int = 0) -> Verdict | None:
         try:
             res = verify(prog.resolved(), prog.prog_type, None,
                          expected_attach_type=prog.expected_attach_type, log_level=log_level)
+        except NotImplementedError:  # the simulator declines what it does not model
+            return None
         except Exception as exc:  # a crash is a finding
             return Verdict(False, crash=f"{type(exc).__name__}: {exc}")
         error = getattr(res, "error", None)
@@ -244,6 +246,7 @@ class FuzzStats:
     sim_accepts: int = 0
     sim_rejects: int = 0
     sim_crashes: int = 0
+    sim_declined: int = 0  # programs using features the simulator does not model
     vm_runs: int = 0
     disagreements: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
@@ -298,7 +301,9 @@ class Fuzzer:
                 return out
         if b.sim is not None and sim:
             out["sim"] = sim = b.sim(prog)
-            if count:
+            if count and sim is None:
+                s.sim_declined += 1
+            elif count:
                 s.sim_crashes += bool(sim.crash)
                 s.sim_accepts += sim.ok
                 s.sim_rejects += not sim.ok and not sim.crash

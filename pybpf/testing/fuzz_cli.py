@@ -167,7 +167,8 @@ def _summary(fz, found, seconds: float) -> None:
         print(f"  kernel:    {st.kernel_accepts} accepted, {st.kernel_rejects} rejected", file=out)
     if fz.backends.sim is not None:
         print(f"  simulator: {st.sim_accepts} accepted, {st.sim_rejects} rejected, "
-              f"{st.sim_crashes} crashed", file=out)
+              f"{st.sim_crashes} crashed, {st.sim_declined} declined (features not modelled)",
+              file=out)
     if fz.backends.vm is not None:
         print(f"  vm:        {st.vm_runs} test runs compared", file=out)
     if not found:
