@@ -1,8 +1,10 @@
 """execsnoop: one line per successful execve, with the new program's PID and command name.
 
     # pybpf tool execsnoop
-    PID     UID    COMM
-    4242    0      true
+    PID     COMM
+    4242    true
+
+``-U`` adds the UID column, as in BCC's execsnoop.
 
 The program runs after the new image is in place, so ``bpf_get_current_comm``
 already returns the new name (``true``, not the shell that ran it):
@@ -60,11 +62,13 @@ def attach(prog, mode: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = common.parser(NAME, "Trace new processes (successful execve): PID, UID and command.")
+    p = common.parser(NAME, "Trace new processes (successful execve): PID and command name.")
     common.add_attach_option(p)
+    p.add_argument("-U", "--print-uid", action="store_true", help="print the UID column")
     args = p.parse_args(argv)
     common.require_root(NAME)
-    out = common.Output(args.json, [("pid", "%-7s"), ("uid", "%-6s"), ("comm", "%s")])
+    columns = [("pid", "%-7s")] + ([("uid", "%-6s")] if args.print_uid else []) + [("comm", "%s")]
+    out = common.Output(args.json, columns)
 
     def start(stack):
         mode = runtime.attach_mode(args.attach)

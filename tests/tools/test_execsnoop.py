@@ -35,8 +35,12 @@ def test_pid_filter_drops_other_processes(tool):
         sleeper.wait()
 
 
-def test_table_output_has_bcc_like_header(tool):
-    t = tool("execsnoop", json_mode=False)
+@pytest.mark.parametrize("extra, header, row", [
+    ([], ["PID", "COMM"], lambda pid: [str(pid), "true"]),
+    (["-U"], ["PID", "UID", "COMM"], lambda pid: [str(pid), "0", "true"]),
+])
+def test_table_output_has_bcc_like_header(tool, extra, header, row):
+    t = tool("execsnoop", *extra, json_mode=False)
     child = subprocess.Popen(["/bin/true"])
     child.wait()
     deadline_lines = []
@@ -45,6 +49,6 @@ def test_table_output_has_bcc_like_header(tool):
         deadline_lines.append(line)
         if line.split()[:1] == [str(child.pid)]:
             break
-    assert deadline_lines[0].split() == ["PID", "UID", "COMM"]
-    assert deadline_lines[-1].split() == [str(child.pid), "0", "true"]
+    assert deadline_lines[0].split() == header
+    assert deadline_lines[-1].split() == row(child.pid)
     assert t.stop() == 0
