@@ -7,6 +7,8 @@ The text assembler and the disassembler are imported on first use
 should not pay for their regular expressions and dataclasses at start-up.
 """
 
+from pybpf._lazy import lazy_exports
+
 from . import opcodes
 from .builder import Builder
 from .errors import AssemblerError
@@ -30,17 +32,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _LAZY_MODULES:  # ``pybpf.asm.text`` without importing it first, as before
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

@@ -12,6 +12,7 @@ Parsing is lazy (see :mod:`pybpf.btf.spec`): opening vmlinux records where
 each type starts, and only the types a caller touches are decoded.
 """
 
+from pybpf._lazy import lazy_exports
 from .errors import BTFError, BTFFormatError, MemberNotFoundError, TypeNotFoundError
 from .kernel import SYSFS_BTF, load_kernel_btf, load_module_btf, module_btf_names
 from .kinds import FuncLinkage, IntEncoding, Kind, VarLinkage
@@ -24,13 +25,9 @@ from .types import (Array, Composite, Const, Datasec, DeclTag, Enum, Enum64, Enu
 _LAZY = {"Builder": ".encode", "load_btf": ".load", "BTFLoadError": ".load"}
 
 
-def __getattr__(name: str):
-    """Encoder and loader are imported on first use: most tools only read BTF,
-    and start-up time is what :mod:`pybpf.btf` is tuned for."""
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Encoder and loader load on first use: most callers only read BTF, and
+# start-up time is what this package is tuned for.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 __all__ = [

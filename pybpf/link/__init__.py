@@ -6,7 +6,7 @@ is undone by a finalizer when dropped, and is registered with
 leave nothing attached (tracefs probe events and netlink attachments too).
 """
 
-import importlib
+from pybpf._lazy import lazy_exports
 
 from . import cleanup
 
@@ -32,18 +32,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str):
-    try:
-        module = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'pybpf.link' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
 
 
 __all__ = [

@@ -11,6 +11,7 @@ Batch operations and mmapped array views are imported on first use (PEP 562
 than it needs.
 """
 
+from pybpf._lazy import lazy_exports
 from .cpus import possible_cpus
 from .iterate import MapIterationAborted
 from .layout import CtypesLayout, FdValueLayout, LayoutError, RawLayout, StructLayout
@@ -30,17 +31,4 @@ _LAZY = {"DEFAULT_CHUNK": "batch", "ArrayView": "mmap"}
 _LAZY_MODULES = ("batch", "mmap")
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

@@ -9,6 +9,7 @@ first use (PEP 562 ``__getattr__``): loading a program needs none of them,
 and a tracing tool's start-up time is judged.
 """
 
+from pybpf._lazy import lazy_exports
 from .load import DEFAULT_LOG_SIZE, Program, SimulatorDisagreement, relocate
 from .spec import ProgramSpec
 from .types import AttachType, LinkType, ProgType, attach_type, prog_type
@@ -25,17 +26,4 @@ _LAZY = {"ProgramInfo": "info", "LogSummary": "log", "summarize": "log",
 _LAZY_MODULES = ("info", "log", "privileges", "run", "simulate")
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

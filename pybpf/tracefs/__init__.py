@@ -9,6 +9,7 @@
 ``__getattr__``): attaching to a tracepoint needs only its id.
 """
 
+from pybpf._lazy import lazy_exports
 from .events import (EventFormat, Field, event_format, list_categories, list_events,
                      parse_format, tracepoint_id)
 from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path
@@ -30,17 +31,4 @@ _LAZY.update({name: "probes" for name in (
 _LAZY_MODULES = ("pipe", "probes")
 
 
-def __getattr__(name: str):
-    import importlib
-
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_LAZY_MODULES))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

@@ -53,6 +53,11 @@ class Outcome:
 
 
 def run_kernel(case) -> Outcome:
+    if not getattr(case, "priv", True):
+        import unpriv
+        r = unpriv.load(case.insns, case.prog_type, expected_attach_type=case.attach,
+                        prog_flags=case.flags)
+        return Outcome(r.ok, r.error, r.seconds, r.processed)
     r = kernel.load(kernel_bytes(case.insns), case.prog_type,
                     expected_attach_type=case.attach, prog_flags=case.flags)
     return Outcome(r.ok, r.error, r.seconds, r.processed)
@@ -62,8 +67,9 @@ def run_sim(case) -> Outcome:
     from pybpf.verifier import verify
     t0 = time.perf_counter()
     try:
+        kw = {} if getattr(case, "priv", True) else {"privileged": False}
         res = verify(case.insns, case.prog_type, prog_flags=case.flags,
-                     expected_attach_type=case.attach)
+                     expected_attach_type=case.attach, **kw)
     except NotImplementedError as exc:
         return Outcome(False, None, time.perf_counter() - t0, declined=str(exc))
     except Exception as exc:  # a crash is a finding, reported by the caller

@@ -45,6 +45,7 @@ class Case:
     attach: int = 0
     flags: int = 0
     tags: tuple = field(default_factory=tuple)
+    priv: bool = True  # False: loaded with CAP_BPF (+CAP_NET_ADMIN) but without CAP_PERFMON
 
 
 def mov(dst, src_or_imm):
