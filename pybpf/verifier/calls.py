@@ -267,6 +267,8 @@ def check_helper_call(env, ins, idx: int) -> None:
     func_id = ins.imm
     if func_id < 0 or func_id >= MAX_FUNC_ID:
         raise Reject(f"invalid func {helper_name(func_id)}#{func_id}", errno=22)
+    if env.profile is not None:  # does the helper exist / may this type call it, on that kernel
+        env.profile.check_helper(env.prog_type, func_id)
     allowed = ALLOWED.get(env.prog_type)
     if allowed is None:
         raise Reject(f"helpers of program type {env.prog_type} are not modelled", errno=Reject.UNSUPPORTED)
@@ -319,7 +321,8 @@ def check_helper_call(env, ins, idx: int) -> None:
                 raise Reject("kernel subsystem misconfigured verifier")
             r0.type = PTR_TO_MAP_VALUE | MAYBE_NULL
             if func_id == 1 and meta.map.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY) \
-                    and 0 <= meta.const_key < meta.map.max_entries:
+                    and 0 <= meta.const_key < meta.map.max_entries \
+                    and (env.profile is None or env.profile.has("map_lookup_nonnull_const_key")):
                 r0.type = PTR_TO_MAP_VALUE
             r0.map = meta.map
         elif ret == "sock?":

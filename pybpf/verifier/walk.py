@@ -57,6 +57,7 @@ class Env:
         self.aux_ptr_type: dict[int, int] = {}
         self.stack_depth: dict[int, int] = {}
         self.insn_idx = 0
+        self.profile = None  # a profiles.KernelProfile when verifying for another kernel
 
     def new_id(self) -> int:
         self.id_gen += 1
@@ -124,6 +125,8 @@ class Env:
             if self.log_level:
                 self.verbose(f"{idx}: {_insn_text(ins)}")
             try:
+                if self.profile is not None:  # another kernel's differences (verify(kernel=))
+                    self.profile.check_insn(self, ins, idx)
                 nxt = self._step(ins, idx)
             except Reject as r:
                 if r.insn is None:
