@@ -18,10 +18,17 @@ shim, which would add a bash and pyenv start-up of its own). A
 first line runs (the interpreter, and ``site`` with the environment's .pth
 files); it is part of pybpf's figures, as it is for every Python tool.
 
+``--python NAME=PATH`` adds the same two rows for another interpreter, e.g.
+a venv with a non-editable ``pip install .`` (what the README's set-up
+does): rows ``pybpf[NAME]`` and ``pybpf-cli[NAME]``, with that interpreter's
+own ``python -c pass`` row. Each row's pybpf location is printed, since an
+editable install pays for its import finder in every process.
+
 Goal: pybpf's first event in at most half of bpftrace's time and a tenth of
 BCC's.
 
     python bench/startup.py [--runs 5] [--no-install] [--only pybpf,pybpf-cli,bpftrace]
+                            [--python venv=/tmp/venv/bin/python]
 
 Setup (done here, root needed): ``apt-get install bpftrace bpfcc-tools
 python3-bpfcc linux-headers-amd64``; BCC needs kernel headers, so the
@@ -113,20 +120,38 @@ BPFTRACE = {
 EVENT_LINE = re.compile(r"^\s*\d+\s+\S")   # "PID COMM ..." rows; headers and banners do not match
 
 
-def console_script() -> str:
-    """The ``pybpf`` script pip installed beside this interpreter (else the one on PATH)."""
-    beside = os.path.join(os.path.dirname(sys.executable), "pybpf")
+def console_script(python: str = sys.executable) -> str:
+    """The ``pybpf`` script pip installed beside ``python`` (else the one on PATH)."""
+    beside = os.path.join(os.path.dirname(python), "pybpf")
     return beside if os.access(beside, os.X_OK) else (shutil.which("pybpf") or beside)
 
 
+#: Interpreters whose pybpf is measured: "" is the one running this script.
+PYTHONS: dict[str, str] = {"": sys.executable}
+
+
 def commands(tool: str) -> dict[str, list[str]]:
-    py = sys.executable
-    return {
-        "pybpf": [py, "-m", f"pybpf.tools.{tool}"],
-        "pybpf-cli": [console_script(), "tool", tool],
-        "bpftrace": ["bpftrace", "-e", BPFTRACE[tool]],
-        "bcc": ["/usr/bin/python3", "-c", BCC_EXECSNOOP if tool == "execsnoop" else BCC_OPENSNOOP],
-    }
+    cmds = {}
+    for name, py in PYTHONS.items():
+        tag = f"[{name}]" if name else ""
+        cmds["pybpf" + tag] = [py, "-m", f"pybpf.tools.{tool}"]
+        cmds["pybpf-cli" + tag] = [console_script(py), "tool", tool]
+    cmds["bpftrace"] = ["bpftrace", "-e", BPFTRACE[tool]]
+    cmds["bcc"] = ["/usr/bin/python3", "-c",
+                   BCC_EXECSNOOP if tool == "execsnoop" else BCC_OPENSNOOP]
+    return cmds
+
+
+def where_pybpf(python: str) -> str:
+    """Where ``python`` imports pybpf from, and whether through an editable-install finder."""
+    code = ("import sys, pybpf; print(pybpf.__path__[0], "
+            "any('editable' in m for m in sys.modules))")
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, cwd="/",
+                         env=os.environ)
+    if out.returncode:
+        return "pybpf not importable"
+    path, editable = out.stdout.split()
+    return path + (" (editable-install finder loaded by site)" if editable == "True" else "")
 
 
 # ----------------------------------------------------------------------- setup
@@ -232,8 +257,9 @@ def first_event(cmd: list[str], timeout: float = 120.0) -> Result:
     process waits for a core.
     """
     start = time.monotonic()
+    # cwd: not the checkout, whose pybpf ``python -m`` would import instead of the installed one
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=os.environ, start_new_session=True)
+                            env=os.environ, start_new_session=True, cwd=MARKER_DIR)
     seen = cpu_first = None
     buf = b""
     err = b""
@@ -273,12 +299,12 @@ def first_event(cmd: list[str], timeout: float = 120.0) -> Result:
                   err.decode(errors="replace")[-400:])
 
 
-def python_startup(runs: int) -> tuple[float, float]:
+def python_startup(runs: int, python: str = sys.executable) -> tuple[float, float]:
     """Median wall and CPU seconds of ``python -c pass``: the interpreter and site alone."""
     wall, cpu = [], []
     for _ in range(runs):
         t = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-c", "pass"], env=os.environ)
+        proc = subprocess.Popen([python, "-c", "pass"], env=os.environ)
         _, _, usage = os.wait4(proc.pid, 0)
         proc.returncode = 0
         wall.append(time.monotonic() - t)
@@ -303,7 +329,15 @@ def main() -> int:
     p.add_argument("--no-install", action="store_true", help="do not apt-get install anything")
     p.add_argument("--only", default="pybpf,pybpf-cli,bpftrace,bcc")
     p.add_argument("--tools", default="execsnoop,opensnoop")
+    p.add_argument("--python", action="append", default=[], metavar="NAME=PATH",
+                   help="also measure the pybpf of this interpreter (rows pybpf[NAME], "
+                        "pybpf-cli[NAME]), e.g. a venv with a non-editable install")
     args = p.parse_args()
+    for spec in args.python:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            p.error(f"--python {spec!r}: expected NAME=PATH")
+        PYTHONS[name] = path
     if os.geteuid() != 0:
         print("startup.py: must be run as root", file=sys.stderr)
         return 1
@@ -312,12 +346,17 @@ def main() -> int:
         print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs "
               "(wall times stretch with load; the CPU column does not)", flush=True)
     impls = [i for i in args.only.split(",") if i]
+    for name in PYTHONS:  # the extra interpreters' rows follow the default ones
+        if name:
+            impls += [f"{i}[{name}]" for i in ("pybpf", "pybpf-cli") if i in impls]
+    for name, py in PYTHONS.items():
+        print(f"pybpf{f'[{name}]' if name else ''}: {py} imports {where_pybpf(py)}")
     tools = [t for t in args.tools.split(",") if t]
     results: dict[tuple[str, str], list[Result]] = {}
     failed: set[tuple[str, str]] = set()
     for impl in impls:
         if missing.get(impl):
-            print(f"{impl:9s} skipped: {missing[impl]}")
+            print(f"{impl:14s} skipped: {missing[impl]}")
     for tool in tools:
         runnable = [i for i in impls if not missing.get(i)]
         for _ in range(args.runs):
@@ -327,22 +366,24 @@ def main() -> int:
                 with Trigger(tool):
                     r = first_event(commands(tool)[impl])
                 if r.first is None:
-                    print(f"{tool:10s} {impl:9s} no event; stderr: {r.stderr.strip()}")
+                    print(f"{tool:10s} {impl:14s} no event; stderr: {r.stderr.strip()}")
                     failed.add((tool, impl))
                     continue
                 results.setdefault((tool, impl), []).append(r)
                 time.sleep(0.2)
         for impl in runnable:
             if (tool, impl) in results and (tool, impl) not in failed:
-                print(f"{tool:10s} {impl:9s} runs: "
+                print(f"{tool:10s} {impl:14s} runs: "
                       + " ".join(f"{r.first * 1000:.0f}" for r in results[(tool, impl)]) + " ms",
                       flush=True)
-    py_wall, py_cpu = python_startup(max(args.runs, 5))
     print()
-    print(f"{'tool':10s} {'impl':9s} {'median ms':>10s} {'min ms':>7s} {'vs pybpf':>9s} "
+    print(f"{'tool':10s} {'impl':14s} {'median ms':>10s} {'min ms':>7s} {'vs pybpf':>9s} "
           f"{'CPU@first':>10s} {'CPU total':>10s} {'RSS MiB':>8s}")
-    print(f"{'(python -c pass)':20s} {py_wall * 1000:10.0f} {'':7s} {'':9s} "
-          f"{py_cpu * 1000:10.0f}   (interpreter + site: paid by every Python tool here)")
+    for name, py in PYTHONS.items():
+        py_wall, py_cpu = python_startup(max(args.runs, 5), py)
+        label = f"(python{f'[{name}]' if name else ''} -c pass)"
+        print(f"{label:25s} {py_wall * 1000:10.0f} {'':7s} {'':9s} "
+              f"{py_cpu * 1000:10.0f}   (interpreter + site: paid by every Python tool here)")
     ok = True
     for tool in tools:
         base = results.get((tool, "pybpf"))
@@ -355,10 +396,10 @@ def main() -> int:
             ratio = f"{med / base_med:.2f}x" if base_med else "-"
             cpu_first = [r.cpu_first for r in rs if r.cpu_first is not None]
             cf = f"{statistics.median(cpu_first) * 1000:10.0f}" if cpu_first else f"{'-':>10s}"
-            print(f"{tool:10s} {impl:9s} {med * 1000:10.0f} {min(r.first for r in rs) * 1000:7.0f} "
+            print(f"{tool:10s} {impl:14s} {med * 1000:10.0f} {min(r.first for r in rs) * 1000:7.0f} "
                   f"{ratio:>9s} {cf} {statistics.median(r.cpu_total for r in rs) * 1000:10.0f} "
                   f"{max(r.rss_kib for r in rs) / 1024:8.1f}")
-        for mine in ("pybpf", "pybpf-cli"):
+        for mine in [i for i in impls if i.startswith("pybpf")]:
             if (tool, mine) not in results or (tool, mine) in failed:
                 continue
             pb = statistics.median(r.first for r in results[(tool, mine)])

@@ -41,12 +41,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--generated", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--unpriv", type=int, default=300,
+                    help="generated programs loaded without CAP_PERFMON (CAP_BPF + CAP_NET_ADMIN)")
     ap.add_argument("--slow", action="store_true", help="include cases that run 1M insns")
     ap.add_argument("--fuzz", type=int, default=0, help="simulator-only crash/hang run")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
 
-    cases = corpus.hand_cases(args.slow) + corpus.generated(args.generated, args.seed)
+    cases = (corpus.hand_cases(args.slow) + corpus.generated(args.generated, args.seed)
+             + gen.corpus_unpriv(args.unpriv, args.seed))
     if not kernel.available():
         print("needs root and bpf(2): the kernel is the reference", file=sys.stderr)
         return 2
@@ -58,6 +61,8 @@ def main(argv=None) -> int:
     sim_processed = ker_processed = 0
     declined = 0
     per_type: Counter = Counter()
+    per_mode: Counter = Counter()
+    per_mode_bad: Counter = Counter()
     per_type_bad: Counter = Counter()
     reasons: Counter = Counter()
     for c in cases:
@@ -66,14 +71,18 @@ def main(argv=None) -> int:
         ker_t += k.seconds
         sim_t += s.seconds
         per_type[c.prog_type] += 1
+        mode = "privileged" if c.priv else "unprivileged"
+        per_mode[mode] += 1
         if s.declined:
             declined += 1
+            per_mode_bad[mode] += 1
             if args.verbose:
                 print(f"DECLINED {c.name}: {s.declined}")
             continue
         if s.crash:
             crashes += 1
             per_type_bad[c.prog_type] += 1
+            per_mode_bad[mode] += 1
             if args.verbose:
                 print(f"CRASH {c.name}: {s.crash}")
             continue
@@ -91,6 +100,7 @@ def main(argv=None) -> int:
                     print(f"message {c.name}: kernel {k.error!r} simulator {s.error!r}")
         else:
             per_type_bad[c.prog_type] += 1
+            per_mode_bad[mode] += 1
             if s.ok:
                 sa_kr += 1
             else:
@@ -98,7 +108,9 @@ def main(argv=None) -> int:
             reasons[(k.error, s.error)] += 1
             if args.verbose:
                 print(f"DISAGREE {c.name}: kernel {k.error!r} simulator {s.error!r}")
-    print(f"programs                     {n}  (hand-written {n - args.generated}, generated {args.generated}, seed {args.seed})")
+    hand = n - args.generated - args.unpriv
+    print(f"programs                     {n}  (hand-written {hand}, generated {args.generated} + "
+          f"{args.unpriv} unprivileged, seed {args.seed})")
     print(f"agreement                    {100 * agree / n:.2f}%  ({agree}/{n}, counting declined and crashes as disagreements)")
     print(f"message agreement            {100 * msg_agree / max(both_reject, 1):.2f}%  ({msg_agree}/{both_reject} both-reject)")
     print(f"sim-accepts/kernel-rejects   {sa_kr}")
@@ -110,6 +122,9 @@ def main(argv=None) -> int:
     print(f"simulator time               {sim_t:.3f} s")
     print(f"kernel load time             {ker_t:.3f} s")
     print(f"simulator / kernel           {sim_t / max(ker_t, 1e-9):.1f}x  (goal <= 20x)")
+    print("per privilege mode (programs, disagreements incl. declined/crashes):")
+    for mode in sorted(per_mode):
+        print(f"  {mode:<16} {per_mode[mode]:>5} {per_mode_bad[mode]:>4}")
     print("per program type (programs, disagreements):")
     for pt in sorted(per_type):
         print(f"  {PT_NAMES.get(pt, pt):<16} {per_type[pt]:>5} {per_type_bad[pt]:>4}")

@@ -9,6 +9,7 @@ commented function) and wires it up by hand: events channel, load, attach, read.
 
 import sys
 
+from pybpf.asm import listing
 from pybpf.link import attach_tracepoint
 from pybpf.tools import opensnoop, runtime
 
@@ -17,8 +18,8 @@ prefix = sys.argv[1].encode() if len(sys.argv) > 1 else b"/etc/"
 with runtime.Events(opensnoop.RECORD) as events:
     program = opensnoop.build_program("tracepoint", events, prefix=prefix,
                                       filename_at=opensnoop.filename_offset())
-    for insn in program.insns[:6]:
-        print("   ", insn)                       # the first instructions, as the verifier prints them
+    for line in listing(program.insns[:6]).splitlines():
+        print("   ", line)                       # the first instructions, as the verifier prints them
     print("    ...")
     with runtime.load(program, "tracepoint", "opensnoop") as prog, \
             attach_tracepoint(prog, "syscalls:sys_enter_openat"):

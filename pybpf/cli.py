@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help)
@@ -45,10 +46,31 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into head(1) and closed early
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, see _report
+        if os.environ.get("PYBPF_DEBUG"):
+            raise
+        print(_report(name, exc), file=sys.stderr)
+        return 1
+
+
+def _report(command: str, exc: Exception) -> str:
+    """One line for an exception a subcommand let escape.
+
+    A user who mistyped a path or a program type wants the reason, not a
+    traceback; pybpf's own errors (``BPFError``, ``AssemblerError``, ...) derive
+    from OSError/ValueError/KeyError and carry a complete message. Anything else
+    is a bug in pybpf: say so, and say how to get the traceback for a report.
+    """
+    from pybpf.btf.errors import BTFError
+    from pybpf.vm.errors import VMError
+
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    if isinstance(exc, (OSError, ValueError, LookupError, BTFError, VMError)):
+        return f"pybpf {command}: error: {text or type(exc).__name__}"
+    return (f"pybpf {command}: internal error: {type(exc).__name__}: {text} "
+            f"(run with PYBPF_DEBUG=1 for the traceback)")
 
 
 if __name__ == "__main__":

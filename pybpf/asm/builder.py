@@ -32,6 +32,8 @@ Operand = Union[Reg, int]
 Size = Union[int, str]
 
 _FILE = __file__  # frames of this module are skipped when recording the caller's line
+_getframe = sys._getframe
+_new = object.__new__  # an Instruction without running __init__: see Builder._emit
 _MASK32 = 0xFFFFFFFF
 _MASK64 = (1 << 64) - 1
 
@@ -52,24 +54,24 @@ _NEGATED = {
 }
 
 
-def _size(size: Size) -> int:
-    try:
-        return _SIZES[size.lower() if isinstance(size, str) else size]
-    except (KeyError, AttributeError):
-        raise AssemblerError(f"invalid access size {size!r}: use 1, 2, 4, 8 or 'u8'..'u64'") from None
+# Whole opcodes by access size: the hot methods do one lookup, and only an
+# unusual spelling ("U32") or bad input takes the slow path through _size().
+_LDX_MEM = {k: op.LDX | op.MEM | v for k, v in _SIZES.items()}
+_STX_MEM = {k: op.STX | op.MEM | v for k, v in _SIZES.items()}
+_ST_MEM = {k: op.ST | op.MEM | v for k, v in _SIZES.items()}
+_STX_ATOMIC = {k: op.STX | op.ATOMIC | v for k, v in _SIZES.items() if v in (op.W, op.DW)}
+
+# Helper ids by every accepted spelling ("map_lookup_elem", "bpf_map_lookup_elem"),
+# filled on the first call(); helpers.py is imported only then.
+_HELPER_IDS: dict[str, int] = {}
 
 
-def _caller() -> tuple[str, int] | None:
-    """(file, line) of the first frame outside this module: the user's DSL call.
-
-    Kept as a tuple; :attr:`Instruction.source` formats it only when asked.
-    """
-    f = sys._getframe(2)
+def _user_frame():
+    """The first frame outside this module: the user's DSL call."""
+    f = _getframe(2)
     while f is not None and f.f_code.co_filename == _FILE:
         f = f.f_back
-    if f is None:
-        return None
-    return (f.f_code.co_filename, f.f_lineno)
+    return f
 
 
 class Builder:
@@ -96,25 +98,45 @@ class Builder:
     def emit(self, insn: Instruction) -> Instruction:
         """Append a pre-built instruction (its ``source`` is filled in if empty)."""
         if insn._source is None:
-            insn._source = _caller()
+            f = _user_frame()
+            if f is not None:
+                insn._source, insn._lasti = f.f_code, f.f_lasti
         self.insns.append(insn)
         return insn
 
     def _emit(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
               target: str | None = None, map: object = None) -> Instruction:
-        f = sys._getframe(2)  # _emit <- public method <- (usually) the user
+        """Append one instruction that the caller has checked; the DSL's hot path.
+
+        The call site is the first frame outside this module (the public
+        method's caller, or further up for conveniences such as map_lookup),
+        kept as (code object, bytecode offset) for :attr:`Instruction.source`
+        to turn into ``file:line`` when read. The slots are filled here
+        directly, skipping ``Instruction.__init__``: a third of the cost of
+        building one.
+        """
+        f = _getframe(2)  # _emit <- public method <- (usually) the user
         code = f.f_code
         while code.co_filename == _FILE:
             f = f.f_back
             code = f.f_code
-        insn = Instruction(opcode, dst, src, off, imm, (code.co_filename, f.f_lineno), target, map)
+        insn = _new(Instruction)
+        insn.opcode = opcode
+        insn.dst = dst
+        insn.src = src
+        insn.off = off
+        insn.imm = imm
+        insn._source = code
+        insn._lasti = f.f_lasti
+        insn.target = target
+        insn.map = map
         self.insns.append(insn)
         return insn
 
     def _fail(self, message: str) -> AssemblerError:
-        where = _caller()
+        f = _user_frame()
         return AssemblerError(message, index=len(self.insns),
-                              source=f"{where[0]}:{where[1]}" if where else None)
+                              source=f"{f.f_code.co_filename}:{f.f_lineno}" if f else None)
 
     def label(self, name: str) -> str:
         """Name the position of the next instruction."""
@@ -147,6 +169,16 @@ class Builder:
             raise self._fail(f"offset {value!r} out of 16-bit signed range")
         return value
 
+    def _size(self, size: Size) -> int:
+        try:
+            return _SIZES[size.lower() if isinstance(size, str) else size]
+        except (KeyError, AttributeError, TypeError):
+            raise self._fail(f"invalid access size {size!r}: use 1, 2, 4, 8 or 'u8'..'u64'") from None
+
+    # The hot methods below check with cheap identity tests first and call the
+    # checks above (which produce the messages) only when one fails, in the
+    # order the checks would run anyway, so the first bad argument is named.
+
     # -------------------------------------------------------------------- ALU
     def _alu(self, code: int, dst: Reg, src: Operand, off: int = 0) -> Instruction:
         if dst.__class__ is not Reg or dst.num == 10:
@@ -159,14 +191,7 @@ class Builder:
         else:
             opcode, s = cls | code | op.K, 0
             imm = src if src.__class__ is int and -0x80000000 <= src <= 0x7FFFFFFF else self._imm32(src)
-        f = sys._getframe(2)
-        code = f.f_code
-        while code.co_filename == _FILE:
-            f = f.f_back
-            code = f.f_code
-        insn = Instruction(opcode, dst.num, s, off, imm, (code.co_filename, f.f_lineno))
-        self.insns.append(insn)
-        return insn
+        return self._emit(opcode, dst.num, s, off, imm)
 
     def add(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.ADD, dst, src)
     def sub(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.SUB, dst, src)
@@ -216,13 +241,21 @@ class Builder:
     # ----------------------------------------------------------------- memory
     def ldx(self, dst: Reg, src: Reg, off: int = 0, size: Size = 8) -> Instruction:
         """``dst = *(size *)(src + off)``."""
-        dst = self._reg(dst, writable=True)
-        src = self._reg(src, "source register")
-        return self._emit(op.LDX | op.MEM | _size(size), dst.num, src.num, self._off16(off))
+        if dst.__class__ is not Reg or dst.num == 10:
+            self._reg(dst, writable=True)
+        if src.__class__ is not Reg:
+            self._reg(src, "source register")
+        try:
+            opcode = _LDX_MEM[size]
+        except (KeyError, TypeError):
+            opcode = op.LDX | op.MEM | self._size(size)
+        if off.__class__ is not int or not -32768 <= off <= 32767:
+            self._off16(off)
+        return self._emit(opcode, dst.num, src.num, off)
 
     def ldxsx(self, dst: Reg, src: Reg, off: int = 0, size: Size = 4) -> Instruction:
         """Sign-extending load (ISA v4): ``dst = *(s32 *)(src + off)``."""
-        sz = _size(size)
+        sz = self._size(size)
         if sz == op.DW:
             raise self._fail("sign-extending load of 8 bytes does not exist: use ldx")
         dst = self._reg(dst, writable=True)
@@ -231,23 +264,48 @@ class Builder:
 
     def stx(self, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
         """``*(size *)(dst + off) = src``."""
-        dst = self._reg(dst, "base register")
-        src = self._reg(src, "source register")
-        return self._emit(op.STX | op.MEM | _size(size), dst.num, src.num, self._off16(off))
+        if dst.__class__ is not Reg:
+            self._reg(dst, "base register")
+        if src.__class__ is not Reg:
+            self._reg(src, "source register")
+        try:
+            opcode = _STX_MEM[size]
+        except (KeyError, TypeError):
+            opcode = op.STX | op.MEM | self._size(size)
+        if off.__class__ is not int or not -32768 <= off <= 32767:
+            self._off16(off)
+        return self._emit(opcode, dst.num, src.num, off)
 
     def st(self, dst: Reg, off: int, imm: int, size: Size = 8) -> Instruction:
         """``*(size *)(dst + off) = imm``."""
-        dst = self._reg(dst, "base register")
-        return self._emit(op.ST | op.MEM | _size(size), dst.num, 0, self._off16(off), self._imm32(imm))
+        if dst.__class__ is not Reg:
+            self._reg(dst, "base register")
+        try:
+            opcode = _ST_MEM[size]
+        except (KeyError, TypeError):
+            opcode = op.ST | op.MEM | self._size(size)
+        if off.__class__ is not int or not -32768 <= off <= 32767:
+            self._off16(off)
+        if imm.__class__ is not int or not -0x80000000 <= imm <= 0x7FFFFFFF:
+            imm = self._imm32(imm)
+        return self._emit(opcode, dst.num, 0, off, imm)
 
     def atomic(self, operation: int, dst: Reg, off: int, src: Reg, size: Size = 8) -> Instruction:
         """``lock`` instruction; ``operation`` is an ``opcodes.ATOMIC_*``/``XCHG``/``CMPXCHG`` value."""
-        sz = _size(size)
-        if sz not in (op.W, op.DW):
-            raise self._fail("atomic operations take 4 or 8 bytes")
-        dst = self._reg(dst, "base register")
-        src = self._reg(src, "source register")
-        return self._emit(op.STX | op.ATOMIC | sz, dst.num, src.num, self._off16(off), operation)
+        try:
+            opcode = _STX_ATOMIC[size]
+        except (KeyError, TypeError):
+            sz = self._size(size)
+            if sz not in (op.W, op.DW):
+                raise self._fail("atomic operations take 4 or 8 bytes") from None
+            opcode = op.STX | op.ATOMIC | sz
+        if dst.__class__ is not Reg:
+            self._reg(dst, "base register")
+        if src.__class__ is not Reg:
+            self._reg(src, "source register")
+        if off.__class__ is not int or not -32768 <= off <= 32767:
+            self._off16(off)
+        return self._emit(opcode, dst.num, src.num, off, operation)
 
     def atomic_add(self, dst: Reg, off: int, src: Reg, size: Size = 8, fetch: bool = False) -> Instruction:
         return self.atomic(op.ATOMIC_ADD | (op.FETCH if fetch else 0), dst, off, src, size)
@@ -270,24 +328,27 @@ class Builder:
 
     def ld_abs(self, size: Size, imm: int) -> Instruction:
         """Legacy packet load: ``r0 = *(size *)skb[imm]`` (socket filters; r6 must hold ctx)."""
-        return self._emit(op.LD | op.ABS | _size(size), 0, 0, 0, self._imm32(imm))
+        return self._emit(op.LD | op.ABS | self._size(size), 0, 0, 0, self._imm32(imm))
 
     def ld_ind(self, size: Size, src: Reg, imm: int) -> Instruction:
         """Legacy packet load: ``r0 = *(size *)skb[src + imm]``."""
         src = self._reg(src, "source register")
-        return self._emit(op.LD | op.IND | _size(size), 0, src.num, 0, self._imm32(imm))
+        return self._emit(op.LD | op.IND | self._size(size), 0, src.num, 0, self._imm32(imm))
 
     # ---------------------------------------------------------- 64-bit loads
     def _ld64(self, dst: Reg, src: int, imm: int, target: str | None = None,
               map: object = None) -> Instruction:
-        dst = self._reg(dst, writable=True)
-        return self._emit(op.LD_IMM64, dst.num, src, 0, imm & _MASK64, target=target, map=map)
+        if dst.__class__ is not Reg or dst.num == 10:
+            self._reg(dst, writable=True)
+        return self._emit(op.LD_IMM64, dst.num, src, 0, imm & _MASK64, target, map)
 
     def ld_imm64(self, dst: Reg, value: int) -> Instruction:
         """``dst = value ll`` (any 64-bit constant, signed or unsigned)."""
         if not isinstance(value, int) or not -(1 << 63) <= value <= _MASK64:
             raise self._fail(f"immediate {value!r} out of 64-bit range")
-        return self._ld64(dst, 0, value)
+        if dst.__class__ is not Reg or dst.num == 10:
+            self._reg(dst, writable=True)
+        return self._emit(op.LD_IMM64, dst.num, 0, 0, value & _MASK64)
 
     def ld_map_fd(self, dst: Reg, map: object) -> Instruction:
         """Load a map reference; relocated to the map's fd when the program is loaded."""
@@ -323,8 +384,10 @@ class Builder:
 
     def ja(self, target: str | int) -> Instruction:
         """``goto target`` (16-bit offset)."""
+        if target.__class__ is str:
+            return self._emit(op.JA_OP, 0, 0, 0, 0, target)
         label, off = self._target(target)
-        return self._emit(op.JA_OP, 0, 0, off, 0, target=label)
+        return self._emit(op.JA_OP, 0, 0, off, 0, label)
 
     def gotol(self, target: str | int) -> Instruction:
         """``gotol target`` (ISA v4, 32-bit offset in imm)."""
@@ -336,14 +399,20 @@ class Builder:
         """``if a <cond> b goto target``; cond is one of ``== != > >= < <= s> s>= s< s<= &``."""
         try:
             code = _CONDS[cond]
-        except KeyError:
+        except (KeyError, TypeError):
             raise self._fail(f"invalid condition {cond!r}: use one of {' '.join(_CONDS)}") from None
-        a = self._reg(a)
-        cls = op.JMP if a.wide else op.JMP32
-        label, off = self._target(target)
-        if isinstance(b, Reg):
-            return self._emit(cls | code | op.X, a.num, b.num, off, 0, target=label)
-        return self._emit(cls | code | op.K, a.num, 0, off, self._imm32(b), target=label)
+        if a.__class__ is not Reg:
+            self._reg(a)
+        code |= op.JMP if a.wide else op.JMP32
+        if target.__class__ is str:
+            label, off = target, 0
+        else:
+            label, off = self._target(target)
+        if b.__class__ is Reg or isinstance(b, Reg):
+            return self._emit(code | op.X, a.num, b.num, off, 0, label)
+        if b.__class__ is not int or not -0x80000000 <= b <= 0x7FFFFFFF:
+            b = self._imm32(b)
+        return self._emit(code | op.K, a.num, 0, off, b, label)
 
     def jeq(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "==", b, t)
     def jne(self, a: Reg, b: Operand, t: str | int) -> Instruction: return self.jump_if(a, "!=", b, t)
@@ -359,13 +428,21 @@ class Builder:
 
     def call(self, helper: str | int) -> Instruction:
         """Call a kernel helper by name (``"map_lookup_elem"`` or ``"bpf_..."``) or id."""
-        from .helpers import helper_id
+        hid = _HELPER_IDS.get(helper) if helper.__class__ is str else None
+        if hid is None:
+            hid = self._helper_id(helper)
+        return self._emit(op.CALL_OP, 0, 0, 0, hid)
 
+    def _helper_id(self, helper: str | int) -> int:
+        from .helpers import HELPER_IDS, helper_id
+
+        if not _HELPER_IDS:
+            _HELPER_IDS.update(HELPER_IDS)
+            _HELPER_IDS.update({f"bpf_{name}": hid for name, hid in HELPER_IDS.items()})
         try:
-            hid = helper_id(helper)
+            return helper_id(helper)
         except AssemblerError as exc:
             raise self._fail(exc.reason) from None
-        return self._emit(op.CALL_OP, 0, 0, 0, hid)
 
     def call_func(self, label: str) -> Instruction:
         """bpf-to-bpf call of the subprogram at ``label`` (``call pc+N``)."""

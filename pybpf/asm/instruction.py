@@ -10,6 +10,7 @@ arithmetic by hand.
 from __future__ import annotations
 
 import struct
+from types import CodeType
 from typing import Iterable, Sequence
 
 from . import opcodes as op
@@ -43,7 +44,12 @@ class Instruction:
     second slot's imm in the high half).
     """
 
-    __slots__ = ("opcode", "dst", "src", "off", "imm", "_source", "target", "map")
+    # ``_source`` is what :attr:`source` formats lazily: a string, a
+    # ``(name, line)`` tuple (text assembler), or, from the builder, the
+    # caller's code object with ``_lasti`` (its bytecode offset) beside it:
+    # reading ``f_lasti`` is cheaper than ``f_lineno``, and two slots cost
+    # less than a tuple per instruction.
+    __slots__ = ("opcode", "dst", "src", "off", "imm", "_source", "_lasti", "target", "map")
 
     def __init__(self, opcode: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
                  source: str | None = None, target: str | None = None, map: object = None):
@@ -53,6 +59,7 @@ class Instruction:
         self.off = off
         self.imm = imm
         self._source = source
+        self._lasti = 0
         self.target = target
         self.map = map
 
@@ -60,7 +67,9 @@ class Instruction:
     def source(self) -> str | None:
         """Where the instruction came from: ``file:line`` of the DSL call, or a text line."""
         src = self._source
-        if src.__class__ is tuple:  # (filename, lineno) recorded cheaply by the builder
+        if src.__class__ is CodeType:
+            src = self._source = f"{src.co_filename}:{_line_at(src, self._lasti)}"
+        elif src.__class__ is tuple:
             src = self._source = f"{src[0]}:{src[1]}"
         return src
 
@@ -94,11 +103,25 @@ class Instruction:
         return (f"Instruction(opcode={self.opcode:#04x}, dst={self.dst}, src={self.src}, "
                 f"off={self.off}, imm={self.imm:#x}{extra})")
 
+    def __reduce__(self):
+        # Code objects do not pickle: send the formatted source instead.
+        return (Instruction, (self.opcode, self.dst, self.src, self.off, self.imm, self.source,
+                              self.target, self.map))
+
     def replace(self, **changes) -> "Instruction":
         fields = {"opcode": self.opcode, "dst": self.dst, "src": self.src, "off": self.off,
-                  "imm": self.imm, "source": self._source, "target": self.target, "map": self.map}
+                  "imm": self.imm, "source": self.source, "target": self.target, "map": self.map}
         fields.update(changes)
         return Instruction(**fields)
+
+
+def _line_at(code: CodeType, lasti: int) -> int | None:
+    """The source line of bytecode offset ``lasti`` in ``code`` (what ``frame.f_lineno`` says)."""
+    for start, end, line in code.co_lines():
+        if start <= lasti < end:
+            return line
+    return code.co_firstlineno
+
 
 
 def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *,

@@ -40,7 +40,8 @@ _EXIT = _i(op.EXIT_OP)
 _FILL = _i(op.ST | op.MEM | op.DW, 10, 0, -8, 0)  # *(u64 *)(r10 -8) = 0
 # Instructions newer than ISA v4, with the release that added them (Linux commit history).
 EXTRA_ISA: dict[str, tuple[str, list[Instruction]]] = {
-    "may_goto": ("6.9", [_R0_0, _i(op.JCOND_OP, 0, 0, 0, 0), _EXIT]),
+    # may_goto +0 is refused as "invalid may_goto off 0" by 6.12: jump over one insn
+    "may_goto": ("6.9", [_R0_0, _i(op.JCOND_OP, 0, 0, 1, 0), _R0_0, _EXIT]),
     "load_acquire": ("6.15", [_FILL, _i(op.STX | op.ATOMIC | op.DW, 0, 10, -8, op.LOAD_ACQ), _R0_0, _EXIT]),
     "store_release": ("6.15", [_FILL, _i(op.STX | op.ATOMIC | op.DW, 10, 1, -8, op.STORE_REL), _R0_0, _EXIT]),
 }

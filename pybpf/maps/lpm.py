@@ -6,15 +6,14 @@ exactly what :mod:`ipaddress` gives (``.packed``), so networks map directly.
 
 from __future__ import annotations
 
-import ipaddress
 import struct
 
 from .layout import LayoutError
 
 __all__ = ["LpmKey", "lpm_key"]
 
-_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-_Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# ipaddress is imported where keys are built or read, not here: every map user
+# imports this module (MapSpec refers to LpmKey), few of them use LPM tries.
 
 
 def lpm_key(network, prefixlen: int | None = None, *, addr_size: int | None = None) -> bytes:
@@ -24,12 +23,14 @@ def lpm_key(network, prefixlen: int | None = None, *, addr_size: int | None = No
     an address (prefix = all bits unless ``prefixlen`` is given), a string
     (``"10.0.0.0/8"``, ``"fe80::1"``), or raw ``bytes`` data with an explicit ``prefixlen``.
     """
+    import ipaddress
+
     if isinstance(network, str):
         network = ipaddress.ip_network(network, strict=False)
-    if isinstance(network, _Network):
+    if isinstance(network, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
         data = network.network_address.packed
         plen = network.prefixlen if prefixlen is None else prefixlen
-    elif isinstance(network, _Address):
+    elif isinstance(network, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         data = network.packed
         plen = len(data) * 8 if prefixlen is None else prefixlen
     elif isinstance(network, (bytes, bytearray)):
@@ -65,8 +66,10 @@ class LpmKey:
         if isinstance(obj, (bytes, bytearray, memoryview)) and len(obj) == self.size:
             return bytes(obj)
         if isinstance(obj, tuple) and len(obj) == 2:
+            import ipaddress
+
             plen, data = obj
-            if isinstance(data, (str, _Address)):
+            if isinstance(data, (str, ipaddress.IPv4Address, ipaddress.IPv6Address)):
                 data = ipaddress.ip_address(data).packed
             elif isinstance(data, int):
                 data = data.to_bytes(self.addr_size, "big")
@@ -76,6 +79,8 @@ class LpmKey:
     def decode(self, buf):
         plen = struct.unpack_from("=I", buf)[0]
         data = bytes(buf[4:self.size])
+        import ipaddress
+
         if self.addr_size == 4:
             return ipaddress.IPv4Network((ipaddress.IPv4Address(data), plen), strict=False)
         if self.addr_size == 16:

@@ -31,7 +31,7 @@ __all__ += ["ObjectNotFound", *map_cmds.__all__]
 from . import attr_prog, prog_cmds  # noqa: E402
 from .attr_prog import (AttachFlags, LinkCreateAttr, LinkInfo, ProgFlags, ProgInfo,  # noqa: E402
                         TestRunFlags)
-from .prog_cmds import (LoadResult, ProgInfoFull, QueryResult, TestRunOutput, btf_load,  # noqa: E402
+from .prog_cmds import (LoadResult, btf_load,  # noqa: E402
                         link_create, link_detach, link_info, link_update, prog_attach, prog_detach,
                         prog_info, prog_info_full, prog_load, prog_query, prog_test_run,
                         raw_tracepoint_open)
@@ -39,3 +39,11 @@ from .prog_cmds import (LoadResult, ProgInfoFull, QueryResult, TestRunOutput, bt
 __all__ += ["AttachFlags", "LinkCreateAttr", "LinkInfo", "ProgFlags", "ProgInfo", "TestRunFlags",
             *prog_cmds.__all__]
 # --- end program commands ---
+
+
+def __getattr__(name: str):
+    # TestRunOutput, ProgInfoFull, QueryResult: see prog_cmds.__getattr__ (start-up time).
+    if name in ("TestRunOutput", "ProgInfoFull", "QueryResult"):
+        from . import prog_results
+        return getattr(prog_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .attr_prog import (BPF_OBJ_NAME_LEN, BtfLoadAttr, LinkCreateAttr, LinkDetachAttr, LinkInfo,
                         LinkUpdateAttr, ProgAttachAttr, ProgInfo, ProgLoadAttr, ProgQueryAttr,
@@ -20,6 +21,9 @@ from .attr_prog import (BPF_OBJ_NAME_LEN, BtfLoadAttr, LinkCreateAttr, LinkDetac
 from .bpf import Cmd, bpf
 from .errors import BPFError, ObjectNotFound
 from .map_cmds import obj_get_info_by_fd
+
+if TYPE_CHECKING:
+    from .prog_results import ProgInfoFull, QueryResult, TestRunOutput
 
 __all__ = [
     "LoadResult", "TestRunOutput", "ProgInfoFull", "QueryResult",
@@ -104,19 +108,6 @@ def prog_load(insns: bytes, prog_type: int, *, license: str = "GPL", name: str =
     return LoadResult(fd, _log_text(log), attr.log_true_size)
 
 
-@dataclass(frozen=True)
-class TestRunOutput:
-    """What BPF_PROG_TEST_RUN wrote back (sizes are the kernel's, outputs are trimmed to them)."""
-
-    __test__ = False
-    retval: int
-    data_out: bytes | None
-    data_size_out: int
-    ctx_out: bytes | None
-    ctx_size_out: int
-    duration: int
-
-
 def prog_test_run(prog_fd: int, *, data_in: bytes | None = None, data_size_out: int = 0,
                   ctx_in: bytes | None = None, ctx_size_out: int = 0, repeat: int = 0,
                   flags: int = 0, cpu: int = 0, batch_size: int = 0,
@@ -142,6 +133,8 @@ def prog_test_run(prog_fd: int, *, data_in: bytes | None = None, data_size_out: 
         exc.data_size_out = attr.data_size_out
         exc.ctx_size_out = attr.ctx_size_out
         raise
+    from .prog_results import TestRunOutput
+
     data = dout.raw[:attr.data_size_out] if dout is not None else None
     ctx = cout.raw[:attr.ctx_size_out] if cout is not None else None
     if ctx is None and ctx_in is not None and cin is not None:
@@ -176,14 +169,6 @@ def prog_info(fd: int) -> ProgInfo:
     return obj_get_info(fd, ProgInfo(), f"program info of fd {fd}")
 
 
-@dataclass(frozen=True)
-class ProgInfoFull:
-    info: ProgInfo
-    xlated: bytes
-    jited: bytes
-    map_ids: tuple[int, ...]
-
-
 def prog_info_full(fd: int, *, xlated: bool = True, jited: bool = False) -> ProgInfoFull:
     """bpf_prog_info plus its arrays: two calls, the first to learn the lengths."""
     first = prog_info(fd)
@@ -202,6 +187,8 @@ def prog_info_full(fd: int, *, xlated: bool = True, jited: bool = False) -> Prog
         ji = ctypes.create_string_buffer(first.jited_prog_len)
         info.jited_prog_len, info.jited_prog_insns = first.jited_prog_len, ctypes.addressof(ji)
     obj_get_info(fd, info, f"program info of fd {fd}")
+    from .prog_results import ProgInfoFull
+
     map_ids = tuple(keep[0][:min(nmaps, info.nr_map_ids)]) if nmaps else ()
     # The kernel zeroes the pointer when it may not dump (bpf_dump_raw_ok()).
     xbytes = xl.raw[:info.xlated_prog_len] if xl is not None and info.xlated_prog_insns else b""
@@ -243,15 +230,6 @@ def prog_detach(target_fd: int, attach_type: int, prog_fd: int = 0, *, flags: in
     bpf(Cmd.PROG_DETACH, attr, context)
 
 
-@dataclass(frozen=True)
-class QueryResult:
-    attach_flags: int
-    prog_ids: tuple[int, ...]
-    prog_attach_flags: tuple[int, ...]
-    link_ids: tuple[int, ...]
-    revision: int
-
-
 def prog_query(target_fd: int, attach_type: int, query_flags: int = 0, *, max_progs: int = 64,
                context: str = "") -> QueryResult:
     """BPF_PROG_QUERY: the programs (and links, for mprog hooks) attached at a hook."""
@@ -267,6 +245,8 @@ def prog_query(target_fd: int, attach_type: int, query_flags: int = 0, *, max_pr
         if exc.errno != errno.ENOSPC:
             raise
         return prog_query(target_fd, attach_type, query_flags, max_progs=attr.prog_cnt, context=context)
+    from .prog_results import QueryResult
+
     n = attr.prog_cnt
     # link_ids are reported only for mprog hooks (tcx, netkit); ask again with the array.
     link_list: tuple[int, ...] = ()
@@ -311,3 +291,13 @@ def raw_tracepoint_open(name: str | None, prog_fd: int, cookie: int = 0, context
     # ENOENT here means "no such tracepoint", not a missing map key.
     return bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, context or (f"raw tracepoint {name!r}" if name else ""),
                errors={errno.ENOENT: ObjectNotFound})
+
+
+def __getattr__(name: str):
+    # The result types of test runs, info dumps and queries are defined on first use
+    # (pybpf.syscall.prog_results): loading a program, what every tool does at
+    # start-up, needs only LoadResult, and each dataclass costs its creation time.
+    if name in ("TestRunOutput", "ProgInfoFull", "QueryResult"):
+        from . import prog_results
+        return getattr(prog_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,9 +10,7 @@
 """
 
 from pybpf._lazy import lazy_exports
-from .events import (EventFormat, Field, event_format, list_categories, list_events,
-                     parse_format, tracepoint_id)
-from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path
+from .mount import TRACEFS_PATHS, TracefsError, find_tracefs, tracefs_path, tracepoint_id
 
 __all__ = [
     "TracefsError", "TRACEFS_PATHS", "find_tracefs", "tracefs_path",
@@ -23,12 +21,16 @@ __all__ = [
     "probe_event_names", "probe_events_available", "sweep_stale_probe_events",
 ]
 
-_LAZY = {name: "pipe" for name in ("Instance", "TraceLine", "TraceParseError", "TracePipe",
-                                   "parse_trace_line")}
+# The format parser (regexes, dataclasses) is imported on first use: attaching a
+# tracepoint needs only its id, and a tool's start-up time is judged.
+_LAZY = {name: "events" for name in ("EventFormat", "Field", "event_format", "list_categories",
+                                     "list_events", "parse_format")}
+_LAZY.update({name: "pipe" for name in ("Instance", "TraceLine", "TraceParseError",
+                                        "TracePipe", "parse_trace_line")})
 _LAZY.update({name: "probes" for name in (
     "ProbeEvent", "add_kprobe_event", "add_uprobe_event", "list_probe_events",
     "probe_event_names", "probe_events_available", "sweep_stale_probe_events")})
-_LAZY_MODULES = ("pipe", "probes")
+_LAZY_MODULES = ("events", "pipe", "probes")
 
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

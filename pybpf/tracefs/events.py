@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass
 
-from .mount import TracefsError, read_file, tracefs_path
+from .mount import TracefsError, _check_names, read_file, tracefs_path, tracepoint_id
 
 __all__ = ["Field", "EventFormat", "parse_format", "event_format", "tracepoint_id",
            "list_events", "list_categories"]
@@ -160,12 +160,6 @@ def parse_format(text: str, category: str = "", name: str = "") -> EventFormat:
     return EventFormat(category, name, event_id, tuple(fields), print_fmt)
 
 
-def _check_names(category: str, name: str) -> None:
-    for part in (category, name):
-        if not part or "/" in part or part in (".", ".."):
-            raise ValueError(f"invalid tracepoint name {category}:{name}")
-
-
 def event_format(category: str, name: str) -> EventFormat:
     """Parsed format of tracepoint ``category:name``."""
     _check_names(category, name)
@@ -175,16 +169,6 @@ def event_format(category: str, name: str) -> EventFormat:
         raise TracefsError(e.errno, f"tracepoint {category}:{name} not found "
                                     f"({e.strerror})") from None
     return parse_format(text, category, name)
-
-
-def tracepoint_id(category: str, name: str) -> int:
-    """The id perf_event_open(PERF_TYPE_TRACEPOINT) takes as ``config``."""
-    _check_names(category, name)
-    try:
-        return int(read_file("events", category, name, "id"))
-    except TracefsError as e:
-        raise TracefsError(e.errno, f"tracepoint {category}:{name} not found "
-                                    f"({e.strerror})") from None
 
 
 def list_events(category: str | None = None) -> list[tuple[str, str]]:

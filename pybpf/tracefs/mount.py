@@ -12,7 +12,7 @@ import errno
 import os
 
 __all__ = ["TracefsError", "TRACEFS_PATHS", "find_tracefs", "tracefs_path", "read_file",
-           "write_file"]
+           "write_file", "tracepoint_id"]
 
 TRACEFS_PATHS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
@@ -116,3 +116,19 @@ def write_file(text: str, *parts: str, append: bool = True) -> None:
         raise TracefsError(e.errno, msg) from None
     finally:
         os.close(fd)
+
+
+def _check_names(category: str, name: str) -> None:
+    for part in (category, name):
+        if not part or "/" in part or part in (".", ".."):
+            raise ValueError(f"invalid tracepoint name {category}:{name}")
+
+
+def tracepoint_id(category: str, name: str) -> int:
+    """The id perf_event_open(PERF_TYPE_TRACEPOINT) takes as ``config``."""
+    _check_names(category, name)
+    try:
+        return int(read_file("events", category, name, "id"))
+    except TracefsError as e:
+        raise TracefsError(e.errno, f"tracepoint {category}:{name} not found "
+                                    f"({e.strerror})") from None

@@ -11,6 +11,7 @@ from . import scalar as sc
 from . import tnum as tn
 from .errors import Reject
 from .mem import MAX_VAR_OFF
+from .sanitize import sanitize_check_bounds, sanitize_commit, sanitize_ptr_alu
 from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, LSH, MOD, MOV, NEG, OR, RSH, SUB, X, XOR)
 from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
@@ -54,12 +55,14 @@ def check_alu(env, ins) -> None:
             if ins.src or ins.off or ins.imm not in (16, 32, 64) or (alu64 and code & X):
                 raise Reject("BPF_END uses reserved fields", errno=22)
         _read(env, ins.dst)
+        if env.leaks(ins.dst):
+            raise Reject(f"R{ins.dst} pointer arithmetic prohibited")
         _dst(ins.dst)
         d = regs[ins.dst]
-        if op == NEG and d.type == SCALAR:
+        if op == NEG and d.type == SCALAR and (env.profile is None or env.profile.has("neg_range")):
             sc.alu(d, d, NEG, not alu64)
             d.id = 0
-        elif op == END and d.type == SCALAR:
+        elif op == END and d.type == SCALAR and (env.profile is None or env.profile.has("end_range")):
             _byte_swap(d, ins.imm, swap=alu64 or bool(code & X))
         else:
             d.set_unknown()
@@ -134,6 +137,8 @@ def _check_mov(env, ins, alu64: bool) -> None:
                 sc.bounds_sync(d)
         else:
             if src.type != SCALAR:
+                if env.leaks(ins.src):
+                    raise Reject(f"R{ins.src} partial copy of pointer")
                 d = Reg.scalar_unknown()
                 regs[ins.dst] = d
                 d.var_off = tn.subreg(tn.UNKNOWN)
@@ -188,7 +193,7 @@ def _adjust(env, ins, alu64: bool, op: int) -> None:
         src = regs[ins.src]
         if src.type != SCALAR:
             if dst.type != SCALAR:
-                if op == SUB:
+                if op == SUB and env.caps.allow_ptr_leaks:
                     dst.set_unknown()
                     return
                 raise Reject(f"R{ins.dst} pointer {ALU_STR[op]} pointer prohibited")
@@ -222,7 +227,7 @@ def _ptr_alu(env, ins, alu64: bool, op: int, ptr: Reg, off: Reg, dstno: int) -> 
     """adjust_ptr_min_max_vals(): ``ptr op off`` where ``off`` is a scalar."""
     regs = env.state.regs
     if not alu64:
-        if op == SUB:
+        if op == SUB and env.caps.allow_ptr_leaks:
             regs[dstno].set_unknown()
             return
         raise Reject(f"R{dstno} 32-bit pointer arithmetic prohibited")
@@ -238,6 +243,9 @@ def _ptr_alu(env, ins, alu64: bool, op: int, ptr: Reg, off: Reg, dstno: int) -> 
         raise Reject(f"R{dstno} pointer arithmetic on {type_str(ptr.type)} prohibited")
     _sane_offset(off, ptr.type)
     _sane_offset(ptr, ptr.type)
+    spec = None
+    if op in (ADD, SUB) and not env.caps.bypass_spec_v1 and ins.opcode & X:
+        spec = sanitize_ptr_alu(env, ins, op, ptr, off, dstno, off is regs[dstno])
     d = ptr.copy()
     smin_val, smax_val, umin_val, umax_val = off.smin, off.smax, off.umin, off.umax
     if op == ADD:
@@ -287,4 +295,8 @@ def _ptr_alu(env, ins, alu64: bool, op: int, ptr: Reg, off: Reg, dstno: int) -> 
     sc.mark32_unbounded(d)
     _sane_offset(d, ptr.type)
     sc.bounds_sync(d)
+    if op in (ADD, SUB) and not env.caps.bypass_spec_v1:
+        sanitize_check_bounds(env, d, dstno)
+    if spec is not None:
+        sanitize_commit(env, ins, op, d, spec)
     regs[dstno] = d

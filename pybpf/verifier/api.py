@@ -10,7 +10,9 @@ from pybpf.asm.instruction import Instruction, decode, encode
 
 from .cfg import build, check_cfg, check_subprogs, live_regs, precision_needs
 from .context import prog_type_number
+from .caps import PERFMON_PROG_TYPES, capabilities
 from .errors import Reject
+from .profiles import resolve as resolve_profile
 from .walk import Env
 
 __all__ = ["verify", "VerifierResult"]
@@ -79,8 +81,21 @@ def _instructions(program) -> list[Instruction]:
 
 
 def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
-           expected_attach_type: int | None = None, log_level: int = 0) -> VerifierResult:
+           expected_attach_type: int | None = None, log_level: int = 0,
+           kernel=None, privileged=True) -> VerifierResult:
     """Simulate the kernel verifier (Linux 6.18, privileged loader) on ``program``.
+
+    ``kernel`` predicts another kernel's verdict: a version (``"6.1"``,
+    ``"6.12"``; bundled profiles, others derived from the number), a
+    ``pybpf feature probe --json`` document or the path of one, or a
+    :class:`~pybpf.verifier.profiles.KernelProfile` (see that module for
+    what differs between kernels).
+
+    ``privileged``: True for a loader with CAP_BPF and CAP_PERFMON (root);
+    False for CAP_BPF + CAP_NET_ADMIN without CAP_PERFMON, which turns on the
+    verifier's unprivileged rules (pointer leaks, pointer comparisons,
+    Spectre v1 pointer-arithmetic limits, uninitialised stack reads); or a
+    :class:`~pybpf.verifier.caps.Capabilities`.
 
     ``program``: Instructions (or an object with ``.insns``/``.instructions``)
     or raw bytecode. Map-loading ``ld_imm64`` instructions take their map
@@ -93,6 +108,7 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     t0 = time.perf_counter()
     insns = _instructions(program)
     ptype = prog_type_number(prog_type)
+    profile = resolve_profile(kernel)
     attach = expected_attach_type or 0
     prog = build(insns)
     map_order = [i for i, ins in enumerate(insns)
@@ -122,18 +138,29 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
         return m
 
     env = Env(prog, ptype, attach, maps_for, log_level)
+    env.profile = profile
+    env.caps = caps = capabilities(privileged)
     error = None
     insn = None
     errno = 0
     try:
         if not insns:
             raise Reject("BPF program is empty (no instructions)", 0, errno=22)
+        if not caps.perfmon and ptype in PERFMON_PROG_TYPES:
+            raise Reject("Operation not permitted", None, errno=1)  # bpf_prog_load(), no log
         for slot, ins in enumerate(prog.insns):
             if ins is not None and ins.opcode == op.LD_IMM64 and ins.src in (1, 2, 5, 6):
                 maps_for(slot, ins)
+        if profile is not None:
+            for slot, ins in enumerate(prog.insns):
+                if ins is not None:
+                    profile.check_opcode(ins, slot)
         check_subprogs(prog)
         check_cfg(prog)
         live_regs(prog)
+        if not caps.bypass_spec_v1 and prog.has_back_edge():
+            raise Reject("bounded loops explored under Spectre v1 speculation (unprivileged) "
+                         "are not modelled", errno=Reject.UNSUPPORTED)
         prog.need = precision_needs(prog)
         env.run()
         _check_stack_depth(env, prog)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from . import scalar as sc
 from .errors import Reject
 from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, X
-from .state import (MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
+from .state import (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
+                    PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
                     NOT_INIT, Reg)
 
 __all__ = ["check_cond_jmp"]
@@ -27,8 +28,13 @@ def _read(env, regno: int) -> Reg:
     return r
 
 
+_NOT_NULL = {PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON,
+             PTR_TO_MEM, CONST_PTR_TO_MAP}
+
+
 def _not_null(r: Reg) -> bool:
-    return r.type != SCALAR and not r.type & MAYBE_NULL
+    """reg_not_null(): pointers the verifier knows are not NULL (ctx and fp are not among them)."""
+    return not r.type & MAYBE_NULL and (r.type & 0xFF) in _NOT_NULL
 
 
 def _pkt_any(r: Reg) -> bool:
@@ -180,6 +186,8 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
     elif ins.src:
         raise Reject("BPF_JMP/JMP32 uses reserved fields", errno=22)
     dst = _read(env, ins.dst)
+    if code & X and env.leaks(ins.src) and not (_pkt_any(dst) and _pkt_any(st.regs[ins.src])):
+        raise Reject(f"R{ins.src} pointer comparison prohibited")
     src = st.regs[ins.src] if code & X else Reg.scalar_const(ins.imm)
     pred = is_branch_taken(dst, src, op, is32)
     target = idx + ins.off + 1
@@ -214,6 +222,7 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
             and dst.type & MAYBE_NULL):
         _mark_ptr_or_null(st, ins.dst, op == JNE)  # fall-through of jne: the pointer is NULL
         _mark_ptr_or_null(other, ins.dst, op == JEQ)
-    elif code & X:
-        _match_pkt(ins, regs[ins.dst], regs[ins.src], st, other)
+    elif not (code & X and _match_pkt(ins, regs[ins.dst], regs[ins.src], st, other)) \
+            and env.leaks(ins.dst):
+        raise Reject(f"R{ins.dst} pointer comparison prohibited")
     return None

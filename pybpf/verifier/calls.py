@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from . import scalar as sc
+from .caps import PERFMON_HELPERS
 from .errors import Reject
 from .helper_names import ALLOWED, MAX_FUNC_ID
 from .helpers_proto import (ACQUIRE, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
@@ -86,7 +87,7 @@ def _helper_mem(env, regno: int, size: int, write: bool, zero_ok: bool, meta: _M
         check_mem_region(env, reg, regno, reg.off, size, reg.mem_size, zero_ok)
     elif reg.type == PTR_TO_STACK:
         if meta is not None and meta.raw_regno == regno and not reg.var_off.mask:
-            stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, False, write=write)
+            stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, False, write=write, raw=True)
             meta.raw_size = size
             return
         stack_range_initialized(env, reg, regno, reg.off, size, zero_ok, write, write=write)
@@ -148,6 +149,8 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
     if reg.type == NOT_INIT:
         raise Reject(f"R{regno} !read_ok")
     if kind == "any":
+        if env.leaks(regno):
+            raise Reject(f"R{regno} leaks addr into helper function")
         return
     if kind == "map":
         if reg.type != CONST_PTR_TO_MAP:
@@ -272,7 +275,7 @@ def check_helper_call(env, ins, idx: int) -> None:
     allowed = ALLOWED.get(env.prog_type)
     if allowed is None:
         raise Reject(f"helpers of program type {env.prog_type} are not modelled", errno=Reject.UNSUPPORTED)
-    if func_id not in allowed:
+    if func_id not in allowed or (func_id in PERFMON_HELPERS and not env.caps.perfmon):
         raise Reject(f"program of this type cannot use helper {helper_name(func_id)}#{func_id}", errno=22)
     proto = PROTOS.get(func_id)
     if proto is None:
@@ -379,6 +382,8 @@ def check_exit(env, ins, idx: int):
         raise Reject("\n".join(lines), errno=22)
     if r0.type == NOT_INIT:
         raise Reject("R0 !read_ok")
+    if env.leaks(0):
+        raise Reject("R0 leaks addr as return value")
     env.note_stack_depth(st.cur)
     _check_return_range(env, r0)
     return None

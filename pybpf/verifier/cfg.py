@@ -31,6 +31,17 @@ class Program:
     def __len__(self) -> int:
         return len(self.insns)
 
+    def has_back_edge(self) -> bool:
+        """True when some jump goes backwards (a loop, bounded or not)."""
+        for i, ins in enumerate(self.insns):
+            if ins is None:
+                continue
+            code = ins.opcode
+            if code & 7 in (op.JMP, op.JMP32) and code & 0xF0 not in (op.EXIT, op.CALL):
+                if _jump_target(i, ins) <= i:
+                    return True
+        return False
+
 
 def build(logical_insns) -> Program:
     insns, logical = [], []

@@ -9,6 +9,22 @@ __all__ = ["NAMES", "ALLOWED", "MAX_FUNC_ID"]
 MAX_FUNC_ID = 212
 
 NAMES: dict[int, str] = {
+    5: "ktime_get_ns",
+    7: "get_prandom_u32",
+    8: "get_smp_processor_id",
+    14: "get_current_pid_tgid",
+    15: "get_current_uid_gid",
+    17: "get_cgroup_classid",
+    35: "get_current_task",
+    42: "get_numa_node_id",
+    80: "get_current_cgroup_id",
+    109: "send_signal",
+    117: "send_signal_thread",
+    118: "jiffies64",
+    123: "get_current_ancestor_cgroup_id",
+    125: "ktime_get_boot_ns",
+    158: "get_current_task_btf",
+    208: "ktime_get_tai_ns",
     1: "map_lookup_elem",
     2: "map_update_elem",
     3: "map_delete_elem",

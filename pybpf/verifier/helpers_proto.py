@@ -37,7 +37,7 @@ PROTOS: dict[int, Proto] = {
     3: _P("map_delete_elem", "int", ("map", "key")),
     4: _P("probe_read", "int", ("umem", "size0", "any")),
     5: _P("ktime_get_ns", "int", ()),
-    6: _P("trace_printk", "int", ("mem", "size", "any", "any", "any")),
+    6: _P("trace_printk", "int", ("mem", "size")),  # variadic: r3-r5 are not checked
     7: _P("get_prandom_u32", "int", ()),
     8: _P("get_smp_processor_id", "int", ()),
     9: _P("skb_store_bytes", "int", ("ctx", "any", "mem", "size", "any")),

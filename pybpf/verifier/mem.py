@@ -27,6 +27,13 @@ SK_TYPES = (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
 _PKT_WRITE = {3, 4, 6, 12, 14, 19, 16, 10, 11}
 
 
+# The struct behind each map type's CONST_PTR_TO_MAP (map_btf_id), named in unprivileged errors.
+_MAP_STRUCT = {1: "bpf_htab", 5: "bpf_htab", 9: "bpf_htab", 10: "bpf_htab", 2: "bpf_array",
+               6: "bpf_array", 3: "bpf_array", 4: "bpf_array", 8: "bpf_array", 13: "bpf_array",
+               7: "bpf_stack_map", 22: "bpf_queue_stack", 23: "bpf_queue_stack",
+               27: "bpf_ringbuf_map", 11: "lpm_trie", 12: "bpf_htab"}
+
+
 def _tstr(v: tn.Tnum) -> str:
     return str(v.value) if not v.mask else tn.to_str(v)
 
@@ -118,13 +125,15 @@ def stack_bounds(env, reg: Reg, regno: int, off: int, size: int, write: bool,
             raise _err(f"invalid unbounded variable-offset{err_extra} stack R{regno}")
         min_off = reg.smin + off
         max_off = reg.smax + off + size
-    bad = min_off < -MAX_BPF_STACK or min_off > -1 or max_off > 0 or size < 0
+    frame = env.state.frames[reg.frameno]
+    # check_stack_slot_within_bounds(): without CAP_PERFMON only what was written may be read
+    lo = -MAX_BPF_STACK if write or env.caps.allow_uninit_stack else -frame.allocated
+    bad = min_off < lo or min_off > -1 or max_off > 0 or size < 0
     if bad:
         if not reg.var_off.mask:
             raise _err(f"invalid{err_extra} stack R{regno} off={off} size={size}")
         raise _err(f"invalid variable-offset{err_extra} stack R{regno} var_off={tn.to_str(reg.var_off)} "
                    f"off={off} size={size}")
-    frame = env.state.frames[reg.frameno]
     need = -min_off
     if need > frame.allocated:
         frame.allocated = (need + 7) // 8 * 8
@@ -147,6 +156,9 @@ def stack_write_fixed(env, frame, off: int, size: int, value: Reg | None, imm: i
     spi = slot // 8
     old = frame.stack.get(spi)
     types = old.types if old is not None else STACK_INVALID * 8
+    if (size != 8 and not env.caps.allow_ptr_leaks and types[7] == STACK_SPILL
+            and old.reg is not None and old.reg.type != SCALAR):
+        raise _err("attempt to corrupt spilled pointer on stack")
     if value is not None and off % 8 == 0 and value.type == SCALAR:
         spilled = value.copy()
         if _width(value) > 8 * size:
@@ -222,12 +234,18 @@ def stack_read_fixed(env, frame, off: int, size: int, dst: int) -> Reg | None:
                     spill_cnt += 1
                 elif t == STACK_ZERO:
                     zero_cnt += 1
+                elif t == STACK_INVALID and not env.caps.allow_uninit_stack:
+                    raise _err(f"invalid read from stack off {off}+{i} size {size}")
             if (spill_cnt == size and spilled.is_const and spilled.var_off.value == 0) or zero_cnt == size:
                 return Reg.scalar_const(0)
             return Reg.scalar_unknown()
         if dst >= 0:
             return spilled.copy()
         return None
+    if not env.caps.allow_uninit_stack:
+        for i in range(size):
+            if types[(slot - i) % 8] not in (STACK_MISC, STACK_ZERO):
+                raise _err(f"invalid read from stack off {off}+{i} size {size}")
     if dst < 0:
         return None
     zero = all(types[(slot - i) % 8] == STACK_ZERO for i in range(size))
@@ -235,10 +253,24 @@ def stack_read_fixed(env, frame, off: int, size: int, dst: int) -> Reg | None:
 
 
 def stack_range_initialized(env, reg: Reg, regno: int, off: int, size: int, zero_ok: bool,
-                            clobber: bool, *, write: bool = False) -> None:
-    """check_stack_range_initialized() for helper memory arguments (privileged)."""
+                            clobber: bool, *, write: bool = False, raw: bool = False) -> None:
+    """check_stack_range_initialized() for helper memory arguments.
+
+    ``raw``: the helper only writes (ARG_PTR_TO_UNINIT_MEM), nothing need be initialised.
+    """
     min_off, max_off = _helper_stack_bounds(env, reg, regno, off, size, write or clobber, zero_ok)
     frame = env.state.frames[reg.frameno]
+    if not raw and not (env.caps.allow_uninit_stack and env.caps.allow_ptr_leaks):
+        for i in range(min_off, max_off):
+            slot = -i - 1
+            s = frame.stack.get(slot // 8)
+            t = s.types[slot % 8] if s is not None else STACK_INVALID
+            if t == STACK_MISC or t == STACK_ZERO or (t == STACK_INVALID and env.caps.allow_uninit_stack):
+                continue
+            if s is not None and s.types[7] == STACK_SPILL and s.reg is not None and \
+                    (s.reg.type == SCALAR or env.caps.allow_ptr_leaks):
+                continue
+            raise _err(f"invalid read from stack R{regno} off {min_off}+{i - min_off} size {max_off - min_off}")
     if clobber:
         for i in range(min_off, max_off):
             slot = -i - 1
@@ -265,7 +297,9 @@ def _helper_stack_bounds(env, reg, regno, off, size, write, zero_ok):
         max_off = reg.smax + off + size
     if size == 0 and zero_ok and min_off <= 0 and min_off >= -MAX_BPF_STACK:
         return min_off, min_off
-    if min_off < -MAX_BPF_STACK or min_off > -1 or max_off > 0 or size < 0:
+    frame = env.state.frames[reg.frameno]
+    lo = -MAX_BPF_STACK if write or env.caps.allow_uninit_stack else -frame.allocated
+    if min_off < lo or min_off > -1 or max_off > 0 or size < 0:
         what = " write to" if write else " read from"
         if not reg.var_off.mask:
             raise _err(f"invalid{what} stack R{regno} off={off} size={size}")
@@ -295,6 +329,8 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
         result = Reg.scalar_unknown()
     elif t == PTR_TO_MAP_VALUE or t == PTR_TO_MAP_VALUE | MEM_RDONLY:
         m = reg.map
+        if write and value_regno >= 0 and env.leaks(value_regno):
+            raise _err(f"R{value_regno} leaks addr into map")
         if write and (getattr(m, "flags", 0) & 0x80 or t & MEM_RDONLY):  # BPF_F_RDONLY_PROG
             raise _err(f"write into map forbidden, value_size={m.value_size} off={off} size={size}")
         check_mem_region(env, reg, regno, off, size, m.value_size)
@@ -304,9 +340,13 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
             raise _err(f"R{regno} invalid mem access '{type_str(t)}'")
         if write and t & MEM_RDONLY:
             raise _err(f"R{regno} cannot write into {type_str(t)}")
+        if write and value_regno >= 0 and env.leaks(value_regno):
+            raise _err(f"R{value_regno} leaks addr into mem")
         check_mem_region(env, reg, regno, off, size, reg.mem_size)
         result = Reg.scalar_unknown()
     elif t == PTR_TO_CTX:
+        if write and value_regno >= 0 and env.leaks(value_regno):
+            raise _err(f"R{value_regno} leaks addr into ctx")
         if reg.off < 0 or reg.off or reg.var_off.mask or reg.var_off.value:
             _check_ptr_off(reg, regno)
         if not ctx_supported(env.prog_type):
@@ -343,9 +383,14 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
     elif t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         if write and env.prog_type not in _PKT_WRITE:
             raise _err("cannot write into packet")
+        if write and value_regno >= 0 and env.leaks(value_regno):
+            raise _err(f"R{value_regno} leaks addr into packet")
         check_packet_access(env, reg, regno, off, size)
         result = Reg.scalar_unknown()
     elif t == CONST_PTR_TO_MAP and not write:
+        if not env.caps.allow_ptr_leaks:
+            raise Reject(f"'struct {_MAP_STRUCT.get(reg.map.type, 'bpf_map')}' access is allowed only "
+                         "to CAP_PERFMON and CAP_SYS_ADMIN", errno=1)
         if off < 0 or reg.var_off.mask:
             raise _err(f"R{regno} invalid mem access '{type_str(t)}'")
         result = Reg.scalar_unknown()

@@ -34,7 +34,7 @@ from typing import Mapping
 from pybpf.asm import opcodes as op
 
 from .errors import Reject
-from .helper_names import MAX_FUNC_ID, NAMES
+from .helper_names import MAX_FUNC_ID
 
 __all__ = ["KernelProfile", "load_profile", "BUNDLED", "SEMANTICS", "ISA_SINCE", "resolve"]
 
@@ -50,6 +50,13 @@ SEMANTICS: dict[str, tuple[int, int]] = {
     # "bpf: verifier: Support eliding map lookup nullness" (Daniel Xu): bpf_map_lookup_elem
     # on an array map with a constant, in-range key returns map_value, not map_value_or_null.
     "map_lookup_nonnull_const_key": (6, 14),
+    # "bpf: Add range tracking for BPF_NEG" (Song Liu): before it, BPF_NEG made the
+    # destination an unknown scalar, so e.g. fp + (-(x & 56)) has an unbounded minimum.
+    "neg_range": (6, 17),
+    # "bpf: Add bitwise tracking for BPF_END" (Tianci Cao, mainline 2026, in the 6.18.y and
+    # 6.19.y stable series this project's 6.18 host runs): before it a byte swap made the
+    # destination an unknown scalar. Measured: absent on 6.12, present on the 6.18 host.
+    "end_range": (6, 18),
 }
 
 # Instruction families newer than ISA v3, with the release that accepted them; the
@@ -149,12 +156,14 @@ class KernelProfile:
         """check_helper_call(): the helper must exist on this kernel and be allowed for the type."""
         if self.helpers is None:
             return
-        name = NAMES.get(func_id, "unknown")
+        from pybpf.asm.helpers import HELPER_NAMES
+        name = HELPER_NAMES.get(func_id, "unknown")
         if func_id >= self.max_func_id:
             raise Reject(f"invalid func unknown#{func_id}", errno=22)
         allowed = self.helpers.get(prog_type)
         if allowed is None or func_id in allowed or func_id in self.helpers_unknown.get(prog_type, ()):
             return
+        # measured: 6.1 says "unknown func", 6.12 the newer words (the release between is a guess)
         if self.version < (6, 2):
             raise Reject(f"unknown func bpf_{name}#{func_id}", errno=22)
         raise Reject(f"program of this type cannot use helper bpf_{name}#{func_id}", errno=22)

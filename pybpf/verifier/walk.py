@@ -16,6 +16,7 @@ from . import scalar as sc
 from . import tnum as tn
 from .alu import check_alu
 from .branch import check_cond_jmp
+from .caps import PRIVILEGED
 from .calls import check_exit, check_helper_call, check_subprog_call
 from .errors import Reject
 from .mem import check_mem_access
@@ -57,6 +58,12 @@ class Env:
         self.aux_ptr_type: dict[int, int] = {}
         self.stack_depth: dict[int, int] = {}
         self.insn_idx = 0
+        self.caps = PRIVILEGED  # verify() sets the loader's capabilities
+        self.alu_aux: dict[int, tuple] = {}  # insn -> (alu_state, alu_limit), Spectre v1 sanitation
+
+    def leaks(self, regno: int) -> bool:
+        """is_pointer_value(): a pointer the loader may not see (no CAP_PERFMON)."""
+        return not self.caps.allow_ptr_leaks and self.state.regs[regno].type != SCALAR
         self.profile = None  # a profiles.KernelProfile when verifying for another kernel
 
     def new_id(self) -> int:
@@ -272,6 +279,10 @@ class Env:
         dst = self._read(ins.dst)
         if imm == op.CMPXCHG:
             self._read(0)
+            if self.leaks(0):
+                raise Reject("R0 leaks addr into mem")
+        if self.leaks(ins.src):
+            raise Reject(f"R{ins.src} leaks addr into mem")
         t = dst.type
         if t in (PTR_TO_CTX, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_FLOW_KEYS) or \
                 (t & 0xFF) in (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK):

@@ -307,6 +307,21 @@ def skb_load_bytes(vm, r):
     return 0
 
 
+@helper("xdp_load_bytes")
+def xdp_load_bytes(vm, r):
+    # The kernel's bpf_xdp_pointer() checks: offset/len above 0xffff is -EFAULT, past
+    # the end of the frame -EINVAL; on failure the buffer is left as it was.
+    pkt = vm.need_packet("xdp_load_bytes")
+    off, to, size = r[2] & 0xFFFF_FFFF, r[3], r[4] & 0xFFFF_FFFF
+    data = pkt.payload()
+    if off > 0xFFFF or size > 0xFFFF:
+        return -errno.EFAULT
+    if off + size > len(data):
+        return -errno.EINVAL
+    vm.mem.write(to, data[off:off + size])
+    return 0
+
+
 @helper("skb_store_bytes")
 def skb_store_bytes(vm, r):
     pkt = vm.need_packet("skb_store_bytes")

@@ -56,9 +56,12 @@ def program_of(case) -> dict:
 
 
 def sample(generated: int, seed: int) -> list[dict]:
-    """Every fast hand-written corpus case and ``generated`` seeded generated ones."""
+    """The version cases, every fast hand-written corpus case and ``generated`` seeded ones."""
     import all as corpus  # tests/verifier/corpus/all.py
-    cases = list(corpus.hand_cases(include_slow=False)) + list(corpus.generated(generated, seed))
+    sys.path.insert(0, str(CHECKOUT / "tests" / "verifier_profiles"))
+    import version_cases  # tests/verifier_profiles/version_cases.py
+    cases = (list(version_cases.CASES) + list(corpus.hand_cases(include_slow=False))
+             + list(corpus.generated(generated, seed)))
     return [program_of(c) for c in cases]
 
 

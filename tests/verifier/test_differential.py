@@ -91,3 +91,36 @@ def test_source_line_is_reported():
     from pybpf.verifier import verify
     res = verify([Instruction(op.EXIT_OP, source="prog.py:7")], 1)
     assert (res.ok, res.error, res.insn, res.source_line) == (False, "R0 !read_ok", 0, "prog.py:7")
+
+
+@pytest.mark.kernel
+@needs_kernel
+def test_generated_unprivileged_against_kernel():
+    """Networking programs loaded with CAP_BPF + CAP_NET_ADMIN but not CAP_PERFMON."""
+    bad = []
+    declined = 0
+    for case in gen.corpus_unpriv(120, seed=20261128):
+        k, s = run_kernel(case), run_sim(case)
+        if s.declined:
+            declined += 1
+            continue
+        if s.crash or s.ok != k.ok:
+            bad.append((case.name, k.error, s.error, s.crash))
+    assert len(bad) <= 2, bad[:10]
+    assert declined <= 20  # only loops are declined without CAP_PERFMON
+
+
+def test_privileged_knob_changes_the_verdict():
+    from dsl import add, exit_, jmp, mov, r0, r10, ret
+    from pybpf.verifier import verify
+    from pybpf.verifier.caps import Capabilities
+    prog = [mov(r0, r10), exit_()]
+    assert verify(prog, "socket_filter").ok
+    res = verify(prog, "socket_filter", privileged=False)
+    assert (res.ok, res.error, res.insn) == (False, "R0 leaks addr as return value", 1)
+    assert not verify(prog, "socket_filter", privileged=Capabilities(perfmon=False)).ok
+    res = verify(ret(0), "kprobe", privileged=False)
+    assert (res.ok, res.error, res.errno) == (False, "Operation not permitted", 1)
+    loop = [mov(r0, 0), add(r0, 1), jmp("jlt", r0, 10, -2), exit_()]
+    with pytest.raises(NotImplementedError, match="loops"):
+        verify(loop, "socket_filter", privileged=False)

@@ -355,3 +355,18 @@ def _with_subprog(rng, pt, main):
 def corpus(n: int, seed: int = 1) -> list[Case]:
     rng = random.Random(seed)
     return [generate(rng, f"gen{seed}_{i}") for i in range(n)]
+
+
+UNPRIV_TYPES = (1, 3, 6, 8)  # types a loader with CAP_BPF + CAP_NET_ADMIN (no CAP_PERFMON) may load
+
+
+def corpus_unpriv(n: int, seed: int = 1) -> list[Case]:
+    """Generated programs of the networking types, to be loaded without CAP_PERFMON."""
+    rng = random.Random(seed ^ 0x5EC)
+    out = []
+    while len(out) < n:
+        c = generate(rng, f"ugen{seed}_{len(out)}")
+        if c.prog_type in UNPRIV_TYPES:
+            c.priv = False
+            out.append(c)
+    return out
