@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import sys
 from contextlib import contextmanager
-from typing import Iterator, Union
+from typing import Callable, Iterator, Union
 
 from . import opcodes as op
 from .errors import AssemblerError
@@ -72,6 +72,34 @@ def _user_frame():
     while f is not None and f.f_code.co_filename == _FILE:
         f = f.f_back
     return f
+
+
+def _alu_op(name: str, code: int, doc: str, off: int = 0) -> Callable[["Builder", Reg, Operand], Instruction]:
+    """The Builder method for one ALU operation: ``r`` registers make ALU64, ``w`` registers ALU.
+
+    One function per operation rather than calls into a shared one: these are
+    the DSL's most frequent calls, and a Python call level costs as much as
+    the checks. Cheap identity tests first; the message-producing checks run
+    only when one fails.
+    """
+    x64, x32 = op.ALU64 | code | op.X, op.ALU | code | op.X
+    k64, k32 = op.ALU64 | code | op.K, op.ALU | code | op.K
+
+    def method(self: Builder, dst: Reg, src: Operand) -> Instruction:
+        if dst.__class__ is not Reg or dst.num == 10:
+            self._reg(dst, "destination register", writable=True)
+        if src.__class__ is Reg:
+            if src.wide != dst.wide:
+                raise self._fail(f"mixed register widths {dst!r} and {src!r}")
+            return self._emit(x64 if dst.wide else x32, dst.num, src.num, off)
+        if src.__class__ is not int or not -0x80000000 <= src <= 0x7FFFFFFF:
+            src = self._imm32(src)
+        return self._emit(k64 if dst.wide else k32, dst.num, 0, off, src)
+
+    method.__name__ = name
+    method.__qualname__ = f"Builder.{name}"
+    method.__doc__ = doc
+    return method
 
 
 class Builder:
@@ -180,33 +208,21 @@ class Builder:
     # order the checks would run anyway, so the first bad argument is named.
 
     # -------------------------------------------------------------------- ALU
-    def _alu(self, code: int, dst: Reg, src: Operand, off: int = 0) -> Instruction:
-        if dst.__class__ is not Reg or dst.num == 10:
-            self._reg(dst, "destination register", writable=True)
-        cls = op.ALU64 if dst.wide else op.ALU
-        if src.__class__ is Reg:
-            if src.wide != dst.wide:
-                raise self._fail(f"mixed register widths {dst!r} and {src!r}")
-            opcode, s, imm = cls | code | op.X, src.num, 0
-        else:
-            opcode, s = cls | code | op.K, 0
-            imm = src if src.__class__ is int and -0x80000000 <= src <= 0x7FFFFFFF else self._imm32(src)
-        return self._emit(opcode, dst.num, s, off, imm)
-
-    def add(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.ADD, dst, src)
-    def sub(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.SUB, dst, src)
-    def mul(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MUL, dst, src)
-    def div(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.DIV, dst, src)
-    def sdiv(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.DIV, dst, src, 1)
-    def mod(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOD, dst, src)
-    def smod(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOD, dst, src, 1)
-    def or_(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.OR, dst, src)
-    def and_(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.AND, dst, src)
-    def xor(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.XOR, dst, src)
-    def lsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.LSH, dst, src)
-    def rsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.RSH, dst, src)
-    def arsh(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.ARSH, dst, src)
-    def mov(self, dst: Reg, src: Operand) -> Instruction: return self._alu(op.MOV, dst, src)
+    # dst <op>= src, one method per operation: see _alu_op() below the class.
+    add = _alu_op("add", op.ADD, "``dst += src``")
+    sub = _alu_op("sub", op.SUB, "``dst -= src``")
+    mul = _alu_op("mul", op.MUL, "``dst *= src``")
+    div = _alu_op("div", op.DIV, "``dst /= src`` (unsigned; x / 0 is 0)")
+    sdiv = _alu_op("sdiv", op.DIV, "``dst s/= src`` (signed, ISA v4)", off=1)
+    mod = _alu_op("mod", op.MOD, "``dst %= src`` (unsigned; x % 0 is x)")
+    smod = _alu_op("smod", op.MOD, "``dst s%= src`` (signed, ISA v4)", off=1)
+    or_ = _alu_op("or_", op.OR, "``dst |= src``")
+    and_ = _alu_op("and_", op.AND, "``dst &= src``")
+    xor = _alu_op("xor", op.XOR, "``dst ^= src``")
+    lsh = _alu_op("lsh", op.LSH, "``dst <<= src``")
+    rsh = _alu_op("rsh", op.RSH, "``dst >>= src`` (logical)")
+    arsh = _alu_op("arsh", op.ARSH, "``dst s>>= src`` (arithmetic)")
+    mov = _alu_op("mov", op.MOV, "``dst = src``")
 
     def neg(self, dst: Reg) -> Instruction:
         dst = self._reg(dst, writable=True)
@@ -215,10 +231,11 @@ class Builder:
     def movsx(self, dst: Reg, src: Reg, bits: int) -> Instruction:
         """Sign-extending move of the low ``bits`` (8, 16, or 32 for r-registers) of src."""
         self._reg(src, "source register")
+        self._reg(dst, "destination register")
         allowed = (8, 16, 32) if dst.wide else (8, 16)
         if bits not in allowed:
             raise self._fail(f"movsx{bits} is not an instruction for {dst!r}: use one of {allowed}")
-        return self._alu(op.MOV, dst, src, bits)
+        return _MOVSX[bits](self, dst, src)
 
     def _end(self, dst: Reg, bits: int, cls: int, src: int) -> Instruction:
         dst = self._reg(dst, writable=True)
@@ -564,3 +581,6 @@ class Builder:
                 raise AssemblerError(f"label {name!r} points past the end", index=index)
         return encode(insns, self.labels, check_jumps=True)
 
+
+
+_MOVSX = {bits: _alu_op("movsx", op.MOV, "``dst = (s<bits>)src``", off=bits) for bits in (8, 16, 32)}

@@ -10,6 +10,7 @@ arithmetic by hand.
 from __future__ import annotations
 
 import struct
+from itertools import accumulate
 from types import CodeType
 from typing import Iterable, Sequence
 
@@ -124,6 +125,13 @@ def _line_at(code: CodeType, lasti: int) -> int | None:
 
 
 
+# Jumps whose raw (unlabelled) offset encode(check_jumps=True) checks: the JMP
+# class except exit (and call, unless bpf-to-bpf: see _check_raw_jump).
+_RAW_JUMPS = frozenset(c for c in range(256) if c & 0x07 == op.JMP and c & 0xF0 != op.EXIT)
+# Opcodes whose label resolves into the 16-bit ``off`` (all but those _apply_target treats apart).
+_OFF_TARGETS = frozenset(range(256)) - {op.LD_IMM64, op.CALL_OP, op.JMP32 | op.JA}
+
+
 def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *,
            check_jumps: bool = False) -> bytes:
     """Encode logical instructions into kernel bytecode.
@@ -135,38 +143,42 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
     the program or land inside an ld_imm64 are rejected too.
     """
     ld64 = op.LD_IMM64
-    slot_of = []
-    pos = 0
-    for insn in insns:
-        slot_of.append(pos)
-        pos += 2 if insn.opcode == ld64 else 1
-    slot_of.append(pos)
+    opcodes = [insn.opcode for insn in insns]
+    if ld64 in opcodes:
+        slot_of = list(accumulate([2 if opcode == ld64 else 1 for opcode in opcodes], initial=0))
+    else:
+        slot_of = range(len(opcodes) + 1)
+    pos = slot_of[-1]
     fields: list[int] = []
-    put = fields.extend
     starts: set[int] | None = None
     i = -1
     for insn in insns:
         i += 1
         opcode = insn.opcode
-        if insn.target is not None:
-            if labels is None or insn.target not in labels:
-                raise AssemblerError(f"unresolved label {insn.target!r}", index=i, source=insn.source)
-            rel = slot_of[labels[insn.target]] - slot_of[i] - 1
-            off, imm = _apply_target(insn, rel, i)
-        else:
+        target = insn.target
+        if target is None:
             off, imm = insn.off, insn.imm
-            if check_jumps and opcode & 0x06 == 0x04 and opcode & 0x07 != 0x04:  # JMP or JMP32
+            if check_jumps and opcode in _RAW_JUMPS:
                 if starts is None:
                     starts = set(slot_of)
                 _check_raw_jump(insn, i, slot_of, starts)
+        else:
+            try:
+                rel = slot_of[labels[target]] - slot_of[i] - 1
+            except (KeyError, TypeError):
+                raise AssemblerError(f"unresolved label {target!r}", index=i, source=insn.source) from None
+            if opcode in _OFF_TARGETS and -32768 <= rel <= 32767:
+                off, imm = rel, insn.imm  # the common case of _apply_target
+            else:
+                off, imm = _apply_target(insn, rel, i)
         if opcode == ld64:
             imm &= _MASK64
             lo = imm & 0xFFFFFFFF
             hi = imm >> 32
-            put((opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off,
-                 lo - ((lo & 0x80000000) << 1), 0, 0, 0, hi - ((hi & 0x80000000) << 1)))
+            fields += (opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off,
+                       lo - ((lo & 0x80000000) << 1), 0, 0, 0, hi - ((hi & 0x80000000) << 1))
         else:
-            put((opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off, imm))
+            fields += (opcode, (insn.dst & 0x0F) | ((insn.src & 0x0F) << 4), off, imm)
     try:
         return _packer(pos).pack(*fields)
     except struct.error:

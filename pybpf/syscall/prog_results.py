@@ -7,8 +7,10 @@ so that loading a program (a tool's start-up) does not create them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from .attr_prog import ProgInfo  # noqa: F401 (annotation)
+if TYPE_CHECKING:
+    from .attr_prog import ProgInfo
 
 __all__ = ["TestRunOutput", "ProgInfoFull", "QueryResult"]
 

@@ -4,7 +4,10 @@
 instruction (and Python source line) it concerns, without loading anything and
 without root. The model follows kernel/bpf/verifier.c of Linux 6.18 for a
 privileged loader (CAP_BPF + CAP_PERFMON: uninitialised stack may be read,
-pointers may be spilled and compared).
+pointers may be spilled and compared) by default; ``privileged=False`` models a
+loader with CAP_BPF + CAP_NET_ADMIN but no CAP_PERFMON (:mod:`.caps`,
+:mod:`.sanitize`: pointer leaks, pointer comparisons, Spectre v1 limits on
+pointer arithmetic, uninitialised stack reads).
 
 Layers, bottom-up:
 
@@ -25,7 +28,8 @@ perf_event, cgroup_skb, raw_tracepoint. Not modelled (``verify`` raises
 NotImplementedError, so a loader can fall back to the kernel): kfuncs, BTF ids
 and BTF-typed program types, callbacks (bpf_loop, for_each_map_elem, timers),
 dynptrs, iterators, spin locks, may_goto, load-acquire/store-release, helpers
-without a prototype in :mod:`.helpers_proto`, unprivileged loading.
+without a prototype in :mod:`.helpers_proto`, and loops in unprivileged mode
+(the kernel explores Spectre v1 speculative paths through them).
 """
 
 from .api import VerifierResult, verify

@@ -174,10 +174,11 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     if insn is not None and 0 <= insn < len(prog.insns):
         ins = prog.insns[insn] or prog.insns[insn - 1]
         source = getattr(ins, "source", None)
-    lines = list(env.log)
+    lines = list(env.log) if error or log_level >= 2 else []  # level 1 keeps only a failing path
     if error:
         lines.append(error)
-    lines.append(f"processed {env.insn_processed} insns (limit 1000000) max_states_per_insn 0 "
+    lines.append(f"processed {env.insn_processed} insns (limit 1000000) "
+                 f"max_states_per_insn {env.max_states_per_insn} "
                  f"total_states {env.total_states} peak_states {env.peak_states} mark_read 0")
     return VerifierResult(ok=error is None, error=error.splitlines()[-1] if error else None,
                           details=error, insn=insn, source_line=source,

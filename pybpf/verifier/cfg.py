@@ -140,14 +140,16 @@ def check_cfg(prog: Program) -> None:
             continue  # reported below as a jump into the middle of an ldimm64
         succ = successors(prog, t)
         cls = ins.opcode & 7
+        # visit_insn(): prune points are jump targets, conditional jumps themselves,
+        # and the instruction after any call (helper or subprogram)
         if cls in (op.JMP, op.JMP32) and (ins.opcode & 0xF0) not in (op.EXIT, op.CALL):
-            for w in succ:
-                prune.add(w)
+            prune.add(succ[-1])
             if (ins.opcode & 0xF0) != op.JA:
                 prune.add(t)
-        if _is_pseudo_call(ins):
-            prune.add(t)
+        elif cls == op.JMP and (ins.opcode & 0xF0) == op.CALL:
             prune.add(succ[0])
+            if _is_pseudo_call(ins):
+                prune.add(t)
         for w in reversed(succ):
             if w < 0 or w >= n:
                 raise Reject(f"jump out of range from insn {t} to {w}", t)

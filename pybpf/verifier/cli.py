@@ -3,8 +3,11 @@
 FILE is kernel-syntax assembly text (as ``pybpf asm`` reads) or raw bytecode
 (autodetected; '-' for stdin). Maps referenced by the program are described
 with ``--map TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:FLAGS]``, one per map in
-order of first use. ``--against-kernel`` also loads the program (root) and
-prints whether the kernel agrees.
+order of first use. Fuzzer output files (pybpf.testing.report) carry their
+own ``# prog_type: T`` and ``# map NAME: type=... key_size=...`` headers, so
+they need neither. ``--against-kernel`` also loads the program (root) and
+prints whether the kernel agrees; ``--unprivileged`` models a loader without
+CAP_PERFMON.
 """
 
 from __future__ import annotations
@@ -33,10 +36,13 @@ class _Map:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="assembly text or raw bytecode; '-' for stdin")
-    parser.add_argument("--prog-type", required=True,
-                        help=f"program type: {', '.join(PROG_TYPES)} (or its number)")
+    parser.add_argument("--prog-type", default=None,
+                        help=f"program type: {', '.join(PROG_TYPES)} (or its number); optional for "
+                             "fuzzer output files, which name it in a '# prog_type:' header")
     parser.add_argument("--attach-type", type=int, default=0, help="expected_attach_type number")
     parser.add_argument("--log-level", type=int, default=0, choices=(0, 1, 2))
+    parser.add_argument("--unprivileged", action="store_true",
+                        help="model a loader with CAP_BPF + CAP_NET_ADMIN but not CAP_PERFMON")
     parser.add_argument("--map", action="append", default=[], metavar="TYPE:KS:VS:MAX[:FLAGS]",
                         help="a map the program uses, in order of first use")
     parser.add_argument("--against-kernel", action="store_true",
@@ -70,8 +76,36 @@ def _read_program(path: str):
     return data, []
 
 
+def _fuzzer_case(path: str):
+    """A fuzzer output file (``# prog_type:`` and ``# map NAME: type=...`` headers), else None."""
+    if path == "-":
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return None
+    if b"# prog_type:" not in head:
+        return None
+    from pybpf.testing.report import load_case
+    return load_case(path)
+
+
 def run(args: argparse.Namespace) -> int:
-    program, names = _read_program(args.file)
+    case = _fuzzer_case(args.file)
+    if case is not None:
+        from pybpf.asm.instruction import decode, encode
+        resolved = decode(encode(list(case.insns), dict(case.labels or {})))  # jumps name labels
+        program = [r.replace(source=i.source, map=i.map) for r, i in zip(resolved, case.insns)]
+        names = []
+        if args.prog_type is None:
+            args.prog_type = int(case.prog_type)
+    else:
+        program, names = _read_program(args.file)
+    if args.prog_type is None:
+        print("pybpf verify: --prog-type is required (the file has no '# prog_type:' header)",
+              file=sys.stderr)
+        return 2
     maps = [_parse_map(m, i) for i, m in enumerate(args.map)]
     if names and len(maps) < len(names):
         print(f"pybpf verify: the program uses maps {', '.join(names)}: describe each with --map",
@@ -83,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
                    else ins for ins in program]
     try:
         res = verify(program, args.prog_type, maps or None, expected_attach_type=args.attach_type,
-                     log_level=args.log_level)
+                     log_level=args.log_level, privileged=not args.unprivileged)
     except NotImplementedError as exc:
         print(f"pybpf verify: {exc}", file=sys.stderr)
         return 3
@@ -101,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _against_kernel(program, args, maps, res) -> int:
     from pybpf.program import Program, ProgramSpec  # the project's loader
+    if args.unprivileged:
+        print("pybpf verify: --against-kernel loads with this process's capabilities "
+              "(privileged); compare without --unprivileged", file=sys.stderr)
+        return 2
     if not isinstance(program, bytes) and maps:
         from pybpf.maps import MapSpec
         specs: dict[int, object] = {}

@@ -159,49 +159,46 @@ class Reg:
         return f"Reg({fmt_reg(self)})"
 
 
-def _num(v: int) -> str:
-    return str(v)
+def _unum(v: int) -> str:
+    """verbose_unum(): decimal up to U16_MAX, hex beyond."""
+    return str(v) if v <= 0xFFFF else f"{v:#x}"
 
 
-def _hexnum(v: int) -> str:
-    return f"{v:#x}" if v > 0xFFFF or v < 0 else str(v)
+def _snum(v: int) -> str:
+    """verbose_snum(): decimal within S16 range, else the u64 in hex."""
+    return str(v) if -0x8000 <= v <= 0x7FFF else f"{v & U64:#x}"
 
 
 def fmt_scalar_bounds(r: Reg) -> str:
-    """The ``smin=..,umax=..,var_off=(..)`` part of a scalar, omitting what follows from the rest."""
+    """print_scalar_ranges(): ``smin=..,smax=umax=..`` (equal values share one ``=``) and var_off."""
+    mm = [["smin", r.smin, r.smin == S64_MIN], ["smax", r.smax, r.smax == S64_MAX],
+          ["umin", r.umin, r.umin == 0], ["umax", r.umax, r.umax == U64],
+          ["smin32", r.s32min, r.s32min == S32_MIN], ["smax32", r.s32max, r.s32max == S32_MAX],
+          ["umin32", r.u32min, r.u32min == 0], ["umax32", r.u32max, r.u32max == U32]]
     parts = []
-    if r.id:
-        parts.append(f"id={r.id}")
-    if r.ref_obj_id:
-        parts.append(f"ref_obj_id={r.ref_obj_id}")
-    if r.smin != S64_MIN and r.smin != r.umin:
-        parts.append(f"smin={r.smin}")
-    if r.smax != S64_MAX and r.smax != r.umax:
-        parts.append(f"smax={r.smax}")
-    if r.umin != 0:
-        parts.append(f"umin={r.umin}")
-    if r.umax != U64:
-        parts.append(f"umax={r.umax}")
-    if r.s32min != S32_MIN and r.s32min != r.smin:
-        parts.append(f"smin32={r.s32min}")
-    if r.s32max != S32_MAX and r.s32max != r.smax:
-        parts.append(f"smax32={r.s32max}")
-    if r.u32min != 0 and r.u32min != r.umin:
-        parts.append(f"umin32={r.u32min}")
-    if r.u32max != U32 and r.u32max != r.umax:
-        parts.append(f"umax32={r.u32max}")
-    if not tn.is_unknown(r.var_off) and r.var_off != tn.trange(r.umin, r.umax):
+    for i, (name, val, omit) in enumerate(mm):
+        if omit:
+            continue
+        neg1 = name[0] == "s" and val < 0
+        text = name + "="
+        for m2 in mm[i + 2::2]:
+            if m2[2] or (m2[1] & U64) != (val & U64):
+                continue
+            if (m2[0][0] == "s" and m2[1] < 0) != neg1:
+                continue
+            m2[2] = True
+            text += m2[0] + "="
+        parts.append(text + (_snum(val) if name[0] == "s" else _unum(val)))
+    if not tn.is_unknown(r.var_off):
         parts.append(f"var_off={tn.to_str(r.var_off)}")
     return ",".join(parts)
 
 
 def fmt_reg(r: Reg) -> str:
-    """print_reg_state(): ``scalar(umax=255,var_off=(0x0; 0xff))``, ``fp-8``, ``map_value(...)``."""
+    """print_reg_state(): ``scalar(smin=0,smax=umax=0xffffffff,...)``, ``fp-8``, ``map_value(ks=4,vs=48)``."""
     if r.type == SCALAR:
         if not r.var_off.mask:
-            v = r.var_off.value
-            return str(v if v < (1 << 63) else v - (1 << 64))
-        return f"scalar({fmt_scalar_bounds(r)})"
+            return _snum(sc_s64(r.var_off.value))
     if r.type == NOT_INIT:
         return "?"
     if r.type == PTR_TO_STACK and not r.var_off.mask and not r.var_off.value:
@@ -211,7 +208,7 @@ def fmt_reg(r: Reg) -> str:
         parts.append(f"id={r.id}")
     if r.ref_obj_id:
         parts.append(f"ref_obj_id={r.ref_obj_id}")
-    if r.off:
+    if r.type != SCALAR and r.off:
         parts.append(f"off={r.off}")
     if r.base in (PTR_TO_PACKET, PTR_TO_PACKET_META):
         parts.append(f"r={r.range}")
@@ -219,14 +216,22 @@ def fmt_reg(r: Reg) -> str:
         name = getattr(r.map, "name", "") or ""
         if isinstance(name, bytes):
             name = name.decode(errors="replace")
-        parts.append(f"map={name},ks={r.map.key_size},vs={r.map.value_size}")
+        parts.append((f"map={name}," if name else "") + f"ks={r.map.key_size},vs={r.map.value_size}")
     if r.base == PTR_TO_MEM and r.mem_size:
         parts.append(f"sz={r.mem_size}")
-    if r.var_off.mask:
+    if not r.var_off.mask:
+        if r.var_off.value:
+            parts.append(f"imm={_snum(sc_s64(r.var_off.value))}")
+    else:
         b = fmt_scalar_bounds(r)
         if b:
             parts.append(b)
     return f"{type_str(r.type)}({','.join(parts)})"
+
+
+def sc_s64(v: int) -> int:
+    v &= U64
+    return v - (1 << 64) if v >> 63 else v
 
 
 class Slot:
@@ -279,7 +284,7 @@ class State:
     """A verifier state: call frames, acquired references and pruning bookkeeping."""
 
     __slots__ = ("frames", "refs", "parent", "branches", "insn_idx", "speculative", "active_rcu",
-                 "checkpoint", "hits", "misses", "from_idx")
+                 "checkpoint", "hits", "misses", "from_idx", "log_pos")
 
     def __init__(self):
         self.frames: list[Frame] = []
@@ -292,6 +297,7 @@ class State:
         self.checkpoint = None
         self.hits = self.misses = 0
         self.from_idx = 0
+        self.log_pos = 0
 
     @property
     def cur(self) -> Frame:
@@ -313,6 +319,7 @@ class State:
         s.checkpoint = None
         s.hits = s.misses = 0
         s.from_idx = self.from_idx
+        s.log_pos = self.log_pos
         return s
 
     def all_regs(self):

@@ -49,6 +49,8 @@ class Env:
         self.prev_insn_processed = 0
         self.prev_jmps_processed = 0
         self.total_states = 0
+        self.max_states_per_insn = 0
+        self.print_state = False
         self.peak_states = 0
         self.cur_states = 0
         self.inprog: dict[int, dict] = {}
@@ -75,6 +77,7 @@ class Env:
         st = self.state.copy()
         st.insn_idx = insn_idx
         st.from_idx = prev_idx
+        st.log_pos = len(self.log)
         if st.parent is not None:
             st.parent.branches += 1
         self.stack.append(st)
@@ -110,8 +113,9 @@ class Env:
         insns = self.prog.insns
         n = len(insns)
         prune = self.prog.prune_points
-        if self.log_level >= 2:
+        if self.log_level:
             self.verbose(f"0: {_fmt_regs(st)}")
+        self.print_state = False
         while True:
             st = self.state
             idx = st.insn_idx
@@ -124,10 +128,14 @@ class Env:
             if idx in prune:
                 if self._visited(idx):
                     if self.log_level:
-                        self.verbose(f"{idx}: safe")
+                        self.verbose(f"\nfrom {st.from_idx} to {idx}: safe" if self.print_state
+                                     else f"{idx}: safe")
                     if not self._pop():
                         return
                     continue
+            if self.print_state:
+                self.verbose(f"\nfrom {st.from_idx} to {idx}: {_fmt_regs(st)}")
+                self.print_state = False
             ins = insns[idx]
             if self.log_level:
                 self.verbose(f"{idx}: {_insn_text(ins)}")
@@ -139,10 +147,10 @@ class Env:
                 if r.insn is None:
                     r.insn = idx
                 raise
-            if self.log_level >= 2 and self.state is st:
-                written = _written_reg(ins)
-                if written is not None and written < 11:
-                    self.log[-1] = f"{self.log[-1]:<38}; R{written}={fmt_reg(st.regs[written])}"
+            if self.log_level and self.state is st:
+                shown = _scratched(ins, st)
+                if shown:
+                    self.log[-1] = f"{self.log[-1]:<38}; {shown}"
             if nxt is None:
                 if not self._pop():
                     return
@@ -155,8 +163,9 @@ class Env:
         if not self.stack:
             return False
         self.state = self.stack.pop()
-        if self.log_level:
-            self.verbose(f"\nfrom {self.state.from_idx} to {self.state.insn_idx}: {_fmt_regs(self.state)}")
+        if self.log_level == 1:  # pop_stack(): level 1 keeps only the path being explored
+            del self.log[self.state.log_pos:]
+        self.print_state = bool(self.log_level)
         return True
 
     def _update_branches(self, st: State | None) -> None:
@@ -347,8 +356,9 @@ class Env:
         """
         cur = self.state
         live = self.prog.live
-        add = not (self.jmps_processed - self.prev_jmps_processed < 2
-                   and self.insn_processed - self.prev_insn_processed < 8)
+        # a new checkpoint only after at least 2 jumps AND 8 instructions (is_state_visited())
+        add = (self.jmps_processed - self.prev_jmps_processed >= 2
+               and self.insn_processed - self.prev_insn_processed >= 8)
         inprog = self.inprog.get(idx)
         key = None
         if inprog:
@@ -389,6 +399,9 @@ class Env:
         new.checkpoint = key if key is not None else _exact_key(cur)
         cur.parent = new
         self.inprog.setdefault(idx, {})[new.checkpoint] = new
+        n = len(self.inprog[idx]) + len(self.done.get(idx, ()))
+        if n > self.max_states_per_insn:
+            self.max_states_per_insn = n
         return False
 
     def _finished(self, st: State) -> None:
@@ -543,13 +556,18 @@ def _fmt_regs(st: State) -> str:
     return " ".join(parts)
 
 
-def _written_reg(ins) -> int | None:
-    cls = ins.opcode & 7
-    if cls in (op.ALU, op.ALU64, op.LDX) or ins.opcode == op.LD_IMM64:
-        return ins.dst
-    if cls == op.JMP and (ins.opcode & 0xF0) == op.CALL and ins.src == 0:
-        return 0
-    return None
+def _scratched(ins, st: State) -> str:
+    """The registers an instruction touched, as the kernel prints them after it (``R1=ctx() R6=ctx()``)."""
+    from .cfg import _uses_defs
+    code = ins.opcode
+    if code & 7 in (op.JMP, op.JMP32) and code & 0xF0 in (op.CALL, op.EXIT, op.JA):
+        mask = 1 if code & 0xF0 == op.CALL and st.regs[0].type != NOT_INIT else 0
+    else:
+        uses, defs = _uses_defs(ins)
+        mask = uses | defs
+    regs = st.regs
+    return " ".join(f"R{i}={fmt_reg(regs[i])}" for i in range(11)
+                    if mask >> i & 1 and regs[i].type != NOT_INIT)
 
 
 def _insn_text(ins) -> str:

@@ -46,3 +46,53 @@ def test_verify_against_kernel(tmp_path, capsys):
     assert main(["verify", str(f), "--prog-type", "socket_filter", "--map", "hash:8:16:4",
                  "--against-kernel"]) == 0
     assert "agrees" in capsys.readouterr().out
+
+
+FUZZ_CASE = """# pybpf fuzz disagreement
+# prog_type: socket_filter
+# map m0: type=hash key_size=8 value_size=16 max_entries=4 flags=0
+r1 = map[m0] ll
+*(u64 *)(r10 -8) = 0
+r2 = r10
+r2 += -8
+call 1
+if r0 == 0 goto out
+r0 = *(u64 *)(r0 +16)
+out:
+r0 = 0
+exit
+"""
+
+
+def test_verify_reads_fuzzer_headers(tmp_path, capsys):
+    f = tmp_path / "case.s"
+    f.write_text(FUZZ_CASE)
+    assert main(["verify", str(f)]) == 1
+    assert "R0 min value is outside of the allowed memory range" in capsys.readouterr().out
+    f.write_text(FUZZ_CASE.replace("value_size=16", "value_size=24"))
+    assert main(["verify", str(f), "--log-level", "1"]) == 0
+    assert "processed" in capsys.readouterr().out
+    g = tmp_path / "plain.s"
+    g.write_text(PROG)
+    assert main(["verify", str(g)]) == 2
+    assert "--prog-type is required" in capsys.readouterr().err
+
+
+def test_verify_unprivileged_flag(tmp_path, capsys):
+    f = tmp_path / "leak.s"
+    f.write_text("r0 = r10\nexit\n")
+    assert main(["verify", str(f), "--prog-type", "socket_filter"]) == 0
+    assert main(["verify", str(f), "--prog-type", "socket_filter", "--unprivileged"]) == 1
+    assert "R0 leaks addr as return value" in capsys.readouterr().out
+
+
+@pytest.mark.kernel
+def test_verify_fuzzer_file_against_kernel(tmp_path, capsys):
+    import kernel
+    if not kernel.available():
+        pytest.skip("needs root")
+    f = tmp_path / "case.s"
+    f.write_text(FUZZ_CASE)
+    assert main(["verify", str(f), "--against-kernel"]) == 0
+    out = capsys.readouterr().out
+    assert "rejected" in out and "agrees" in out
