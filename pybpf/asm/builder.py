@@ -571,7 +571,7 @@ class Builder:
         the loader relocates them to real fds.
         """
         insns = self.insns
-        for i, insn in enumerate(insns):
+        for insn in insns:
             if insn.map is not None and insn.opcode == op.LD_IMM64:
                 fd = getattr(insn.map, "fd", None)
                 if isinstance(fd, int):

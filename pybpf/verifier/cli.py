@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--map", action="append", default=[], metavar="TYPE:KS:VS:MAX[:FLAGS]",
                         help="a map the program uses, in order of first use")
     parser.add_argument("--against-kernel", action="store_true",
-                        help="also load it into the running kernel and compare (root)")
+                        help="also load it into the running kernel and compare (root); the exit "
+                             "status is then 0 when both agree, 4 when they disagree")
 
 
 def _parse_map(text: str, i: int) -> _Map:
@@ -145,11 +146,18 @@ def _against_kernel(program, args, maps, res) -> int:
         program = [ins.replace(map=specs.setdefault(id(ins.map), MapSpec(
             ins.map.type, ins.map.key_size, ins.map.value_size, ins.map.max_entries, ins.map.flags)))
             if ins.map is not None else ins for ins in program]
+    from pybpf.syscall.errors import BPFPermissionError
+    from pybpf.errors import VerifierError
     try:
         spec = ProgramSpec(program, args.prog_type,
                            expected_attach_type=args.attach_type or None)
         Program.load(spec, verify=False).close()
         kernel_ok, reason = True, None
+    except VerifierError as exc:
+        kernel_ok, reason = False, exc.error
+    except BPFPermissionError as exc:  # no verdict: the kernel was never asked
+        print(f"pybpf verify: the kernel could not be asked: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - any kernel refusal is a verdict to compare
         kernel_ok = False
         reason = getattr(exc, "error", None) or str(exc).splitlines()[0]
