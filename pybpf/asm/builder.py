@@ -18,6 +18,7 @@ explicit instruction layer stays visible underneath.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sys
 from contextlib import contextmanager
@@ -31,7 +32,9 @@ from .registers import R, Reg
 Operand = Union[Reg, int]
 Size = Union[int, str]
 
-_FILE = __file__  # frames of this module are skipped when recording the caller's line
+# Frames of this module, and of contextlib (the if_/while_/for_range blocks run
+# inside its __enter__/__exit__), are skipped when recording the caller's line.
+_SKIPPED = frozenset({__file__, contextlib.__file__})
 _getframe = sys._getframe
 _new = object.__new__  # an Instruction without running __init__: see Builder._emit
 _MASK32 = 0xFFFFFFFF
@@ -67,9 +70,9 @@ _HELPER_IDS: dict[str, int] = {}
 
 
 def _user_frame():
-    """The first frame outside this module: the user's DSL call."""
+    """The first frame outside this module and contextlib: the user's DSL call."""
     f = _getframe(2)
-    while f is not None and f.f_code.co_filename == _FILE:
+    while f is not None and f.f_code.co_filename in _SKIPPED:
         f = f.f_back
     return f
 
@@ -145,7 +148,7 @@ class Builder:
         """
         f = _getframe(2)  # _emit <- public method <- (usually) the user
         code = f.f_code
-        while code.co_filename == _FILE:
+        while code.co_filename in _SKIPPED:
             f = f.f_back
             code = f.f_code
         insn = _new(Instruction)

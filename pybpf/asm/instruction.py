@@ -126,7 +126,7 @@ def _line_at(code: CodeType, lasti: int) -> int | None:
 
 
 # Jumps whose raw (unlabelled) offset encode(check_jumps=True) checks: the JMP
-# class except exit (and call, unless bpf-to-bpf: see _check_raw_jump).
+# class except exit (and helper calls: only a bpf-to-bpf call has an offset).
 _RAW_JUMPS = frozenset(c for c in range(256) if c & 0x07 == op.JMP and c & 0xF0 != op.EXIT)
 # Opcodes whose label resolves into the 16-bit ``off`` (all but those _apply_target treats apart).
 _OFF_TARGETS = frozenset(range(256)) - {op.LD_IMM64, op.CALL_OP, op.JMP32 | op.JA}
@@ -158,7 +158,7 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
         target = insn.target
         if target is None:
             off, imm = insn.off, insn.imm
-            if check_jumps and opcode in _RAW_JUMPS:
+            if check_jumps and opcode in _RAW_JUMPS and (opcode != op.CALL_OP or insn.src == op.PSEUDO_CALL):
                 if starts is None:
                     starts = set(slot_of)
                 _check_raw_jump(insn, i, slot_of, starts)
