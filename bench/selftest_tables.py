@@ -751,6 +751,9 @@ def read_file(path: str, uapi: Uapi, base_macros: dict) -> list[SelftestCase]:
             fix: dict[int, MapDef] = {}
             for k, m in FIXUP_MAPS.items():
                 if k in f:
+                    if m.type == 3:  # a prog array belongs to the first program type that uses it
+                        m = MapDef(m.type, m.key_size, m.value_size, m.max_entries,
+                                   name=f"{m.name}_{case.prog_type}")
                     for idx in _strip_braces(f[k]):
                         if idx != ",":
                             fix[ev.expr([idx])] = m

@@ -127,7 +127,7 @@ def _line_at(code: CodeType, lasti: int) -> int | None:
 
 # Jumps whose raw (unlabelled) offset encode(check_jumps=True) checks: the JMP
 # class except exit (and helper calls: only a bpf-to-bpf call has an offset).
-_RAW_JUMPS = frozenset(c for c in range(256) if c & 0x07 == op.JMP and c & 0xF0 != op.EXIT)
+_RAW_JUMPS = frozenset(c for c in range(256) if c & 0x07 in (op.JMP, op.JMP32) and c & 0xF0 != op.EXIT)
 # Opcodes whose label resolves into the 16-bit ``off`` (all but those _apply_target treats apart).
 _OFF_TARGETS = frozenset(range(256)) - {op.LD_IMM64, op.CALL_OP, op.JMP32 | op.JA}
 

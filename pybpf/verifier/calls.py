@@ -16,7 +16,7 @@ from .helpers_proto import (ACQUIRE, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
                             MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_PROG_ARRAY, MAP_TYPE_QUEUE,
                             MAP_TYPE_RINGBUF, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE, PROTOS,
                             RET_BOUNDED_BY_SIZE, helper_name)
-from .mem import (MAX_VAR_OFF, _check_ptr_off, check_mem_access, check_mem_region,
+from .mem import (MAX_VAR_OFF, _check_ptr_off, check_map_access_type, check_mem_access, check_mem_region,
                   check_packet_access, stack_range_initialized)
 from .state import (CONST_PTR_TO_MAP, MAX_CALL_FRAMES, MAYBE_NULL, MEM_RDONLY, MEM_RINGBUF,
                     NOT_INIT, PTR_TO_BUF, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
@@ -80,6 +80,7 @@ def _helper_mem(env, regno: int, size: int, write: bool, zero_ok: bool, meta: _M
             raise Reject(f"R{regno} cannot write into {type_str(reg.type)}")
         check_mem_region(env, reg, regno, reg.off, size, reg.map.key_size)
     elif reg.type == PTR_TO_MAP_VALUE:
+        check_map_access_type(reg.map, reg.type, reg.off + reg.smin, size, write)
         check_mem_region(env, reg, regno, reg.off, size, reg.map.value_size, zero_ok)
     elif b == PTR_TO_MEM and not reg.type & MAYBE_NULL:
         if reg.type & MEM_RDONLY and write:
@@ -323,11 +324,21 @@ def check_helper_call(env, ins, idx: int) -> None:
             if meta.map is None:
                 raise Reject("kernel subsystem misconfigured verifier")
             r0.type = PTR_TO_MAP_VALUE | MAYBE_NULL
-            if func_id == 1 and meta.map.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY) \
+            r0.map = meta.map
+            if meta.map.type in (12, 13):  # array/hash of maps: the inner map's pointer
+                if getattr(meta.map, "inner", None) is None:
+                    raise Reject("map-in-map without an inner map spec", errno=Reject.UNSUPPORTED)
+                r0.type = CONST_PTR_TO_MAP | MAYBE_NULL
+                r0.map = meta.map.inner
+            elif meta.map.type in (15, 18):  # sockmap/sockhash: a referenced socket
+                r0.type = PTR_TO_SOCKET | MAYBE_NULL
+                r0.map = None
+            elif meta.map.type == 17:  # xskmap: PTR_TO_XDP_SOCK
+                raise Reject("xskmap lookups are not modelled", errno=Reject.UNSUPPORTED)
+            elif func_id == 1 and meta.map.type in (MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY) \
                     and 0 <= meta.const_key < meta.map.max_entries \
                     and (env.profile is None or env.profile.has("map_lookup_nonnull_const_key")):
                 r0.type = PTR_TO_MAP_VALUE
-            r0.map = meta.map
         elif ret == "sock?":
             r0.type = PTR_TO_SOCKET | MAYBE_NULL
         elif ret == "sock_common?":
@@ -339,7 +350,7 @@ def check_helper_call(env, ins, idx: int) -> None:
             r0.mem_size = meta.mem_size
         if r0.type & MAYBE_NULL:
             r0.id = env.new_id()
-        if func_id in ACQUIRE:
+        if func_id in ACQUIRE or (func_id == 1 and r0.type == PTR_TO_SOCKET | MAYBE_NULL):
             rid = env.new_id()
             st.refs.append((rid, idx))
             r0.id = rid

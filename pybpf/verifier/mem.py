@@ -313,6 +313,15 @@ def _helper_stack_bounds(env, reg, regno, off, size, write, zero_ok):
 
 # ---- the dispatcher ------------------------------------------------------------------------
 
+def check_map_access_type(m, t: int, off: int, size: int, write: bool) -> None:
+    """check_map_access_type(): BPF_F_RDONLY_PROG / BPF_F_WRONLY_PROG maps refuse the other direction."""
+    flags = getattr(m, "flags", 0)
+    if write and (flags & 0x80 or t & MEM_RDONLY):  # BPF_F_RDONLY_PROG
+        raise _err(f"write into map forbidden, value_size={m.value_size} off={off} size={size}")
+    if not write and flags & 0x100:  # BPF_F_WRONLY_PROG
+        raise _err(f"read from map forbidden, value_size={m.value_size} off={off} size={size}")
+
+
 def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_regno: int,
                      strict: bool = False, sx: bool = False, imm: int | None = None) -> None:
     """check_mem_access(): validate ``*(size *)(R[regno] + off)`` and set R[value_regno] on reads."""
@@ -331,8 +340,7 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
         m = reg.map
         if write and value_regno >= 0 and env.leaks(value_regno):
             raise _err(f"R{value_regno} leaks addr into map")
-        if write and (getattr(m, "flags", 0) & 0x80 or t & MEM_RDONLY):  # BPF_F_RDONLY_PROG
-            raise _err(f"write into map forbidden, value_size={m.value_size} off={off} size={size}")
+        check_map_access_type(m, t, off + reg.smin, size, write)
         check_mem_region(env, reg, regno, off, size, m.value_size)
         result = Reg.scalar_unknown()
     elif t & 0xFF == PTR_TO_MEM:
