@@ -29,6 +29,7 @@ import os
 import select
 import struct
 import time
+from collections import deque
 from typing import Any, Callable, Iterator
 
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
@@ -42,16 +43,11 @@ HEADER_SIZE = 8
 _LEN_MASK = ~(BUSY_BIT | DISCARD_BIT) & 0xFFFFFFFF
 _RINGBUF = 27
 _PAGE = mmap.PAGESIZE
+# Records per bulk span: a bounded list keeps memory flat while a deep backlog is drained,
+# and a callback that raises leaves at most this many decoded records to account for.
+_CHUNK = 4096
 
 Record = bytes  # a raw record is its payload bytes
-
-
-# Kept under these names for pybpf.perf.reader, which imports them from here.
-_map_info = map_get_info
-
-
-def _fd_of(map_or_fd: object) -> int:
-    return fd_of(map_or_fd, "a map")
 
 
 def make_decoder(record_type: Any) -> Callable[[bytes], Any] | None:
@@ -125,8 +121,8 @@ class RingBuffer:
     """
 
     def __init__(self, map: object, *, record_type: Any = None):
-        fd = _fd_of(map)
-        info = _map_info(fd)
+        fd = fd_of(map, "a map")
+        info = map_get_info(fd)
         if info.type != _RINGBUF:
             raise InvalidArgument(errno.EINVAL, "RingBuffer",
                                   f"map {info.name.decode()!r} (id {info.id}, fd {fd}) has map_type "
@@ -151,7 +147,11 @@ class RingBuffer:
 
     # -------------------------------------------------------------- consume
     def _consume(self, limit: int, out: Callable[[Any], Any]) -> int:
-        """Deliver up to ``limit`` committed records to ``out``; returns how many."""
+        """Deliver up to ``limit`` committed records to ``out`` one at a time; returns how many.
+
+        If ``out`` raises, that record counts as consumed and the ones after it stay in the
+        ring for the next call (none is delivered twice).
+        """
         cons_pos, prod_pos, words, data = self._cons_pos, self._prod_pos, self._len_words, self._data
         mask, base, decode = self._mask, _PAGE, self._decode
         cons = cons_pos[0]
@@ -173,30 +173,92 @@ class RingBuffer:
                     self.discarded += 1
                     continue
                 raw = data[start:start + size].tobytes()
-                out(decode(raw) if decode else raw)
+                try:
+                    out(decode(raw) if decode else raw)
+                except BaseException:
+                    cons_pos[0] = cons
+                    raise
                 n += 1
             cons_pos[0] = cons  # give the space back once per pass (batched)
             if busy or not progressed:
                 break
         return n
 
-    def _consume_bulk(self, limit: int, out: list) -> int:
-        """Fast path for fixed-size struct records: decode a whole span of committed records
-        with one ``struct.iter_unpack`` when every header in it says "committed, not
-        discarded, this size" (checked with one strided comparison, no per-record Python)."""
+    def _span(self, limit: int) -> tuple[list, int, int] | None:
+        """Fixed-size struct records decoded a span at a time: (records, consumer_pos, stride)
+        for the committed, not discarded, records of the expected size that start at
+        ``consumer_pos`` (up to ``limit``), or None if the first one is not such a record.
+
+        Every header of the span is checked with one strided comparison (no per-record
+        Python); the span ends before the first header that differs (busy, discarded or
+        another size), which :meth:`_consume` then handles. ``consumer_pos`` is not
+        advanced: the caller does it once the records are delivered.
+        """
         unpacker, make, size, stride = self._bulk
         cons, prod = self._cons_pos[0], self._prod_pos[0]
         k = min((prod - cons) // stride, limit, self.size // stride)
         if k <= 0:
-            return 0
+            return None
         start = _PAGE + (cons & self._mask)  # contiguous: the data area is mapped twice
         w0, step = start >> 2, stride >> 2
-        if self._len_words[w0:w0 + k * step:step].tobytes() != _native_u32(size) * k:
-            return 0  # a busy, discarded or differently sized record: take the careful path
+        have = self._len_words[w0:w0 + k * step:step].tobytes()
+        want = _native_u32(size) * k
+        if have != want:
+            lo, hi = 0, k  # the first lo headers match, the first hi do not
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                if have[:4 * mid] == want[:4 * mid]:
+                    lo = mid
+                else:
+                    hi = mid
+            if not lo:
+                return None
+            k = lo
         rows = unpacker.iter_unpack(self._data[start:start + k * stride])
-        out.extend(map(make, rows) if make else rows)
-        self._cons_pos[0] = cons + k * stride
-        return k
+        return (list(map(make, rows)) if make else list(rows)), cons, stride
+
+    def _drain(self, limit: int, on_batch: Callable[[list], Any] | None = None,
+               callback: Callable[[Any], Any] | None = None) -> int:
+        """Deliver up to ``limit`` records without waiting, to ``on_batch(records)`` a list
+        at a time or to ``callback(record)`` one at a time; returns how many.
+
+        A raising ``on_batch`` has consumed its list; a raising ``callback`` has consumed
+        the records up to and including the one it raised on.
+        """
+        n = 0
+        bulk = self._bulk is not None
+        while n < limit:
+            span = self._span(min(limit - n, _CHUNK)) if bulk else None
+            if span is not None:
+                records, cons, stride = span
+                if on_batch is not None:
+                    self._cons_pos[0] = cons + len(records) * stride
+                    n += len(records)
+                    on_batch(records)
+                    continue
+                it = iter(records)
+                try:
+                    deque(map(callback, it), 0)
+                except BaseException:  # map took the raising record from ``it``: it is consumed
+                    self._cons_pos[0] = cons + (len(records) - len(list(it))) * stride
+                    raise
+                self._cons_pos[0] = cons + len(records) * stride
+                n += len(records)
+                continue
+            # One record the careful way (bulk: it breaks the span), or all of them (no bulk layout).
+            step = min(limit - n, 1 if bulk else _CHUNK)
+            if on_batch is not None:
+                out: list = []
+                got = self._consume(step, out.append)
+                if got:
+                    n += got
+                    on_batch(out)
+            else:
+                got = self._consume(step, callback)
+                n += got
+            if not got:
+                break
+        return n
 
     def available(self) -> int:
         """Bytes produced but not yet consumed (including headers)."""
@@ -206,14 +268,7 @@ class RingBuffer:
         """All committed records now in the ring (up to ``max_records``), without waiting."""
         self._check()
         out: list = []
-        n = 0
-        if self._bulk is not None:
-            while n < max_records:
-                got = self._consume_bulk(max_records - n, out)
-                if not got:
-                    break
-                n += got
-        self._consume(max_records - n, out.append)
+        self._drain(max_records, on_batch=out.extend)
         return out
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -223,19 +278,31 @@ class RingBuffer:
             return True
         return bool(self._epoll.poll(-1 if timeout is None else timeout))
 
+    def _wait_and_drain(self, limit: int, timeout: float | None, **sink: Any) -> int:
+        self._check()
+        n = self._drain(limit, **sink)
+        if n or timeout == 0:
+            return n
+        if self._epoll.poll(-1 if timeout is None else timeout):
+            n = self._drain(limit, **sink)
+        return n
+
     def poll(self, callback: Callable[[Any], Any], timeout: float | None = None,
              max_records: int = 1 << 30) -> int:
         """Wait up to ``timeout`` seconds for records, pass each to ``callback``; returns the count.
 
-        ``timeout=0`` only drains what is there.
+        ``timeout=0`` only drains what is there. If ``callback`` raises, the records
+        after that one stay in the ring for the next call.
         """
-        self._check()
-        n = self._consume(max_records, callback)
-        if n or timeout == 0:
-            return n
-        if self._epoll.poll(-1 if timeout is None else timeout):
-            n = self._consume(max_records, callback)
-        return n
+        return self._wait_and_drain(max_records, timeout, callback=callback)
+
+    def poll_batch(self, on_batch: Callable[[list], Any], timeout: float | None = None,
+                   max_records: int = 1 << 30) -> int:
+        """Like :meth:`poll`, but calls ``on_batch(records)`` with a list of decoded records
+        at a time, in ring order: the fastest way to consume, as with
+        :meth:`pybpf.perf.PerfReader.poll_batch` (which also passes the CPU: a ring
+        buffer has one ring for all CPUs). Returns how many records were delivered."""
+        return self._wait_and_drain(max_records, timeout, on_batch=on_batch)
 
     def __iter__(self) -> Iterator[Any]:
         return self.iter()
@@ -258,7 +325,7 @@ class RingBuffer:
         got = 0
         deadline = time.monotonic() + timeout
         while got < count:
-            got += self._consume(count - got, sink)
+            got += self._drain(count - got, callback=sink)
             if got >= count:
                 break
             left = deadline - time.monotonic()

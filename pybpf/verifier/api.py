@@ -12,6 +12,8 @@ from .cfg import build, check_cfg, check_subprogs, live_regs, precision_needs
 from .context import prog_type_number
 from .caps import PERFMON_PROG_TYPES, capabilities
 from .errors import Reject
+from .state import MAX_CALL_FRAMES
+from .insntable import check_insntable
 from .profiles import resolve as resolve_profile
 from .walk import Env
 
@@ -51,15 +53,18 @@ class MapView:
     max_entries: int
     flags: int = 0
     name: str = ""
+    inner: "MapView | None" = None  # map-in-map: the inner map a lookup returns a pointer to
 
     @classmethod
     def of(cls, m) -> "MapView":
         if isinstance(m, MapView):
             return m
         try:
+            inner = getattr(m, "inner", None) or getattr(m, "inner_map", None)
             return cls(int(m.type), int(getattr(m, "key_size", 0) or 0),
                        int(getattr(m, "value_size", 0) or 0), int(getattr(m, "max_entries", 0) or 0),
-                       int(getattr(m, "flags", 0) or 0), str(getattr(m, "name", "") or ""))
+                       int(getattr(m, "flags", 0) or 0), str(getattr(m, "name", "") or ""),
+                       cls.of(inner) if inner is not None else None)
         except (AttributeError, TypeError, ValueError) as exc:
             raise TypeError(f"map spec {m!r} lacks type/key_size/value_size/max_entries: {exc}") from None
 
@@ -145,10 +150,12 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     errno = 0
     try:
         if not insns:
-            raise Reject("BPF program is empty (no instructions)", 0, errno=22)
+            raise Reject("Argument list too long", None, errno=7)  # bpf_prog_load(): insn_cnt == 0
         if not caps.perfmon and ptype in PERFMON_PROG_TYPES:
             raise Reject("Operation not permitted", None, errno=1)  # bpf_prog_load(), no log
         for slot, ins in enumerate(prog.insns):
+            if ins is not None:
+                check_insntable(ins, slot, Reject)
             if ins is not None and ins.opcode == op.LD_IMM64 and ins.src in (1, 2, 5, 6):
                 maps_for(slot, ins)
         if profile is not None:
@@ -188,25 +195,27 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
 
 
 def _check_stack_depth(env, prog) -> None:
-    """check_max_stack_depth(): frames along any call chain share 512 bytes."""
-    calls: dict[int, set[int]] = {}
+    """check_max_stack_depth(): a static walk of the call graph from the main program, dead code
+    included, in instruction order. Frames along any chain share 512 bytes, and no chain may be
+    8 frames deep (so any recursion fails here)."""
+    calls: dict[int, list[int]] = {}
     starts = prog.subprogs
     for i, ins in enumerate(prog.insns):
         if ins is not None and ins.opcode == op.CALL_OP and ins.src == op.PSEUDO_CALL:
             caller = max(k for k, s in enumerate(starts) if s <= i)
-            calls.setdefault(caller, set()).add(starts.index(i + ins.imm + 1))
+            calls.setdefault(caller, []).append(starts.index(i + ins.imm + 1))
+    done: set = set()
 
-    def depth(sp: int, seen: tuple) -> tuple[int, int]:
-        own = (env.stack_depth.get(sp, 0) + 15) // 16 * 16
-        best, frames = 0, 1
+    def walk(sp: int, frame: int, depth: int) -> None:
+        depth += (env.stack_depth.get(sp, 0) + 15) // 16 * 16
+        if depth > 512:
+            raise Reject(f"combined stack size of {frame + 1} calls is {depth}. Too large", errno=13)
+        if (sp, frame, depth) in done:
+            return
+        done.add((sp, frame, depth))
         for c in calls.get(sp, ()):
-            if c in seen:
-                continue
-            d, fr = depth(c, seen + (c,))
-            if d > best:
-                best, frames = d, fr + 1
-        return own + best, frames
+            if frame + 1 >= MAX_CALL_FRAMES:
+                raise Reject(f"the call stack of {frame + 1} frames is too deep !", errno=7)
+            walk(c, frame + 1, depth)
 
-    total, frames = depth(0, (0,))
-    if total > 512:
-        raise Reject(f"combined stack size of {frames} calls is {total}. Too large", errno=13)
+    walk(0, 0, 0)

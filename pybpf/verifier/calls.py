@@ -20,9 +20,9 @@ from .mem import (MAX_VAR_OFF, _check_ptr_off, check_map_access_type, check_mem_
                   check_packet_access, stack_range_initialized)
 from .state import (CONST_PTR_TO_MAP, MAX_CALL_FRAMES, MAYBE_NULL, MEM_RDONLY, MEM_RINGBUF,
                     NOT_INIT, PTR_TO_BUF, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
-                    PTR_TO_MEM, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
+                    PTR_TO_MEM, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
-                    STACK_INVALID, STACK_SPILL, STACK_ZERO, Frame, Reg, type_str)
+                    STACK_INVALID, STACK_SPILL, STACK_ZERO, Frame, Reg, Slot, type_str)
 
 __all__ = ["check_helper_call", "check_subprog_call", "check_exit", "nr_cpu_ids"]
 
@@ -267,6 +267,31 @@ def _map_compat(env, m, func_id: int) -> None:
         raise Reject(f"cannot pass map_type {mt} into func {helper_name(func_id)}#{func_id}")
 
 
+# bpf_helper_changes_pkt_data(): helpers that may move or resize the packet
+PKT_CHANGING = frozenset({9, 10, 11, 13, 18, 19, 31, 38, 39, 43, 44, 50, 54, 63, 65, 73, 74, 75, 76,
+                          90, 91})
+
+
+def clear_all_pkt_pointers(env) -> None:
+    """After a packet-changing helper every packet pointer, in every frame and stack slot, is
+    invalid: an unknown scalar, or NOT_INIT for a loader that may not leak pointers."""
+    def bad(r):
+        return r is not None and r.type in (PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_PACKET_END)
+
+    def fresh():
+        r = Reg()
+        if env.caps.perfmon:
+            r.set_unknown()
+        return r
+    for f in env.state.frames:
+        for i, r in enumerate(f.regs):
+            if bad(r):
+                f.regs[i] = fresh()
+        for spi, slot in list(f.stack.items()):
+            if bad(slot.reg):
+                f.stack[spi] = Slot(slot.types, fresh())
+
+
 def check_helper_call(env, ins, idx: int) -> None:
     func_id = ins.imm
     if func_id < 0 or func_id >= MAX_FUNC_ID:
@@ -355,6 +380,8 @@ def check_helper_call(env, ins, idx: int) -> None:
             st.refs.append((rid, idx))
             r0.id = rid
             r0.ref_obj_id = rid
+    if func_id in PKT_CHANGING:
+        clear_all_pkt_pointers(env)
 
 
 def check_subprog_call(env, ins, idx: int) -> int:

@@ -308,10 +308,10 @@ class Env:
         self._aux_type(idx, t)
 
     def _ld_imm64(self, ins, idx: int) -> None:
+        if ins.off:  # check_ld_imm(): reserved fields before the destination register
+            raise Reject("BPF_LD_IMM64 uses reserved fields", errno=22)
         if ins.dst == 10:
             raise Reject("frame pointer is read only")
-        if ins.off:
-            raise Reject("invalid BPF_LD_IMM insn", errno=22)
         regs = self.state.regs
         if ins.src == 0:
             regs[ins.dst] = Reg.scalar_const(ins.imm)

@@ -191,6 +191,25 @@ def test_a_raising_callback_loses_nothing(maps):
         assert seen == list(range(50))
 
 
+def test_poll_without_samples_passes_cpu_and_data(maps):
+    counter, arr = maps
+    with one_cpu() as cpu, PerfReader(arr, pages=4, record_type=(Event, "<QII")) as reader:
+        run_producer(counter, arr, 30)
+        seen = []
+
+        def callback(c, event):
+            seen.append((c, event))
+            if len(seen) == 10:
+                raise RuntimeError("callback failed")
+
+        with pytest.raises(RuntimeError, match="callback failed"):
+            reader.poll(callback, timeout=0, sample=False)
+        assert reader.poll(callback, timeout=0, sample=False) == 20
+        assert [e.seq for _, e in seen] == list(range(30))
+        assert {c for c, _ in seen} == {cpu}
+        assert all(type(e) is Event and e.tgid == os.getpid() for _, e in seen)
+
+
 def produce_later(n: int, delay: float) -> threading.Thread:
     """getpid ``n`` times from another thread of this process after ``delay`` seconds."""
     def run():

@@ -133,3 +133,41 @@ def test_ringbuf_bulk_path_falls_back_on_discarded_records(setup):
         got = reader.read_batch(max_records=400) + reader.read_batch()
         assert [e.seq for e in got] == list(range(30, 1030))
         assert all(isinstance(e, Event) and e.tgid == os.getpid() for e in got)
+
+
+@pytest.mark.parametrize("record_type", [(Event, "<QII"), None])  # bulk spans, and raw bytes
+def test_ringbuf_poll_batch_delivers_lists_in_order(setup, record_type):
+    counter, rb = setup
+    produce(counter, rb, 1500, discard_odd=True)  # discards break the bulk spans every record
+    produce(counter, rb, 1000)  # then a clean run: one span
+    with RingBuffer(rb, record_type=record_type) as reader:
+        batches = []
+        assert reader.poll_batch(batches.append, timeout=0, max_records=600) == 600
+        assert reader.poll_batch(batches.append, timeout=1) == 750 + 1000 - 600
+        assert reader.poll_batch(batches.append, timeout=0) == 0
+        assert all(isinstance(b, list) and b for b in batches)
+        got = [r for b in batches for r in b]
+        seqs = [e.seq for e in got] if record_type else [struct.unpack_from("<Q", r)[0] for r in got]
+        assert seqs == list(range(0, 1500, 2)) + list(range(1500, 2500))
+        assert reader.discarded == 750
+        assert reader.available() == 0
+
+
+def test_ringbuf_raising_callback_loses_and_repeats_nothing(setup):
+    counter, rb = setup
+    produce(counter, rb, 3, discard_odd=True)  # seqs 0, 2: the careful path
+    produce(counter, rb, 100)  # seqs 3..102: a bulk span
+    with RingBuffer(rb, record_type=Event) as reader:
+        seen = []
+
+        def callback(event):
+            seen.append(event.seq)
+            if event.seq in (2, 50):
+                raise KeyError(event.seq)
+
+        for _ in range(2):
+            with pytest.raises(KeyError):
+                reader.poll(callback, timeout=0)
+        assert reader.poll(callback, timeout=0) == 52
+        assert seen == [0, 2] + list(range(3, 103))  # each record exactly once, in order
+        assert reader.available() == 0
