@@ -1,32 +1,63 @@
 """Event throughput: records/s that Python consumes from a tracepoint-driven producer.
 
-A separate producer process calls getpid(2) in a tight loop (a small C
-program compiled here with gcc; a Python loop if gcc is missing). A
-tracepoint program on ``syscalls:sys_enter_getpid``, filtered on the
-producer's tgid, emits one 16-byte record per call: {u64 seq, u32 cpu, u32 tgid}.
-We measure, for pybpf's ring buffer reader and perf buffer reader, and for
-BCC's (``python3-bpfcc``) on the same load in the same run:
+Producer: a separate process calls getpid(2) in a tight loop (a small C
+program compiled here with gcc; a Python loop if gcc is missing) and reports
+how long its loop took. A tracepoint program on ``syscalls:sys_enter_getpid``,
+filtered on the producer's tgid, emits one 16-byte record per call,
+``struct event {u64 seq; u32 cpu; u32 tgid;}``, with ``seq`` from a counter
+map (so ``produced`` is exact, and lost = produced - consumed).
 
-* records/s: records consumed / (time from the producer's start to the
-  last record consumed). "callback" rows: a trivial per-record callback in
-  both (ours gets raw bytes: a ``Sample(cpu, data)`` for perf). "batch" rows:
-  ours consumes records decoded into ``(seq, cpu, tgid)`` tuples a batch at a
-  time (ring buffer ``read_batch``, perf ``poll_batch``); BCC has no batch API,
-  so its row is its per-record callback;
-* lost: records the kernel dropped (perf: PERF_RECORD_LOST; ringbuf: seq gaps).
+Methodology (what each side does per record, all user-visible):
 
-Perf rows: ``w=N`` wakes the reader every N samples; ``wm=B`` (our default)
-when B bytes are waiting. Each of our rows is followed by a BCC run with the
-wakeup setting named in its label, so noise on the shared machine hits both
-sides of a ratio alike; "live" compares whole runs, producer included,
-"drain" only the consumer.
+* Every consumer gets each record as a decoded object with fields
+  ``seq``, ``cpu``, ``tgid``, counts it, and adds ``seq + tgid`` to a
+  checksum. A run is "chk ok" when nothing was lost and the checksum equals
+  sum(0..produced-1) + produced * tgid, so no side can skip the decoding.
+* BCC (``python3-bpfcc``, the idiomatic consumer): ``open_perf_buffer(cb)`` +
+  ``perf_buffer_poll()``, or ``open_ring_buffer(cb)`` + ``ring_buffer_poll()``;
+  ``cb`` does ``ev = b["events"].event(data)`` (a ctypes struct over the
+  record) and reads ``ev.seq`` and ``ev.tgid``. Both sides finish with the
+  library's non-blocking drain (``perf_buffer_consume``/``ring_buffer_consume``,
+  ours ``poll(timeout=0)``), so records below a wakeup threshold count.
+* pybpf "callback": ``poll(cb)``, records decoded to a namedtuple ``Event``
+  (``record_type=(Event, "<QII")``); perf's ``cb`` gets a ``Sample(cpu, data)``
+  and reads ``sample.data.seq``. "callback(cpu, data)": perf's
+  ``poll(cb, sample=False)`` (no Sample built; BCC's callbacks also get the CPU
+  as an argument).
+* pybpf "batch": ``poll_batch(on_batch)`` gets a list of ``Event`` per span
+  (perf: per CPU ring) and sums the fields with ``sum(map(attrgetter("seq"),
+  ...))``: the same objects and checksum, done the way a batch API allows.
 
-BCC runs under /usr/bin/python3 (its bindings live there) with kernel
-headers from Debian's linux-headers-amd64, merged into one tree; this script
-installs and prepares all of that itself. If BCC cannot be set up, it says
-why and still prints pybpf's figures.
+Two loads, each consumed by every reader in turn in the same run (compare the
+ratios within a run; the 2-core machine is shared and noisy):
 
-    python bench/event_throughput.py [--records N] [--no-bcc]
+* drain: the records are produced first into large buffers (nothing can be
+  lost), then consumed: pure consumer speed. The producer's own rate here,
+  with nobody consuming, is "the rate one producer core can generate".
+* live: the consumer runs while the producer runs flat out, with moderate
+  buffers (the same size on both sides). A consumer that keeps up consumes at
+  the producer's rate with 0 lost; one that falls behind loses records. If
+  BCC keeps up too, both are producer-bound and the live ratio says nothing
+  about the consumers (printed with that caveat); if BCC loses records, the
+  live ratio of consumed records/s is meaningful.
+
+Records/s = records consumed / (time from the producer's start (live) or from
+the end of production (drain) to the last record consumed). Live loops wait at
+most 10 ms at a time on both sides, to notice the producer's exit.
+
+The producer is pinned to the first CPU and the consumer to the last (both
+sides), so the producer has a core to itself.
+
+Perf wakeups: ours use the default page watermark; BCC has no watermark
+option, so it gets ``wakeup_events=64`` (its default of 1 costs the producer an
+irq_work per record and slows it ~10x).
+
+BCC runs under /usr/bin/python3 (its bindings live there; also CPython 3.11)
+with kernel headers from Debian's linux-headers-amd64, merged into one tree;
+this script installs and prepares all of that itself. If BCC cannot be set
+up, it says why and still prints pybpf's figures.
+
+    python bench/event_throughput.py [--records N] [--drain-records N] [--no-bcc]
 """
 
 from __future__ import annotations
@@ -41,6 +72,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import namedtuple
+from operator import attrgetter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -48,20 +81,35 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tests", "link"))
 
 PRODUCER_C = r"""
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/syscall.h>
 int main(int argc, char **argv) {
     long n = atol(argv[1]);
     char c;
+    struct timespec t0, t1;
     if (read(0, &c, 1) != 1) return 2;   /* start when the consumer is ready */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (long i = 0; i < n; i++) syscall(SYS_getpid);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("%.9f\n", (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
     return 0;
 }
 """
+PRODUCER_PY = ("import os,sys,time\nn=int(sys.argv[1]);sys.stdin.read(1)\nt=time.monotonic()\n"
+               "for _ in range(n): os.getpid()\nprint(time.monotonic()-t)\n")
 
-RINGBUF_BYTES = 1 << 25  # 32 MiB: the records of a run at full producer speed fit with room to spare
-PERF_PAGES = 4096  # 16 MiB per CPU
+# drain: everything a run produces fits (nothing can be lost).
+BIG_RINGBUF = 1 << 25  # 32 MiB
+BIG_PERF_PAGES = 4096  # 16 MiB per CPU
+# live defaults: moderate buffers, the same for both sides.
+LIVE_RINGBUF = 1 << 22  # 4 MiB
+LIVE_PERF_PAGES = 256  # 1 MiB per CPU
+BCC_PERF_WAKEUP = 64
+
+Event = namedtuple("Event", "seq cpu tgid")
 
 
 def build_producer(workdir: str) -> list[str]:
@@ -72,17 +120,33 @@ def build_producer(workdir: str) -> list[str]:
             f.write(PRODUCER_C)
         subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
         return [exe]
-    code = "import os,sys\nn=int(sys.argv[1]);sys.stdin.read(1)\nfor _ in range(n): os.getpid()\n"
-    return [sys.executable, "-c", code]
+    return [sys.executable, "-c", PRODUCER_PY]
 
 
 def start_producer(cmd: list[str], n: int) -> subprocess.Popen:
-    return subprocess.Popen(cmd + [str(n)], stdin=subprocess.PIPE)
+    proc = subprocess.Popen(cmd + [str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    pin(proc.pid)
+    return proc
+
+
+def pin(producer_pid: int) -> None:
+    """Producer on the first CPU, consumer (this process) on the last: one core each, as the
+    goal says, instead of the scheduler's wake-affine placing both on one core at times."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) > 1:
+        os.sched_setaffinity(producer_pid, {cpus[0]})
+        os.sched_setaffinity(0, {cpus[-1]})
+
+
+def producer_seconds(proc: subprocess.Popen) -> float:
+    out = proc.stdout.read()
+    proc.wait()
+    return float(out.split()[-1])
 
 
 # --------------------------------------------------------------------------- pybpf
-def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int,
-              api: str = "callback") -> dict:
+def run_pybpf(kind: str, api: str, producer_cmd: list[str], n: int, mode: str, size: int) -> dict:
+    """One run: ``size`` is the ring buffer's bytes or the perf buffer's pages per CPU."""
     from attachkit import seq_producer
     from pybpf.link import attach_tracepoint
     from pybpf.maps import Map, MapSpec, MapType
@@ -91,61 +155,84 @@ def run_pybpf(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int
     from pybpf.ringbuf import RingBuffer
 
     counter = Map(MapSpec(MapType.ARRAY, 4, 8, 1, key="I"))
+    record_type = (Event, "<QII")
     if kind == "ringbuf":
-        out = Map(MapSpec(MapType.RINGBUF, 0, 0, RINGBUF_BYTES))
-        reader = RingBuffer(out, record_type=struct.Struct("<QII") if api == "batch" else None)
+        out = Map(MapSpec(MapType.RINGBUF, 0, 0, size))
+        reader = RingBuffer(out, record_type=record_type)
     else:
         out = Map(MapSpec(MapType.PERF_EVENT_ARRAY, 4, 4, os.cpu_count(), key="I"))
-        reader = PerfReader(out, pages=PERF_PAGES, wakeup_events=wakeup or None,  # 0: watermark
-                            record_type=struct.Struct("<QII") if api == "batch" else None)
+        reader = PerfReader(out, pages=size, record_type=record_type)
     proc = start_producer(producer_cmd, n)
     prog = Program.load(ProgramSpec(seq_producer(counter, out, proc.pid, kind=kind), ProgType.TRACEPOINT),
                         verify=False)
-    got = 0
+    got = chk = 0
 
-    def callback(record) -> None:
-        nonlocal got
+    def on_event(ev) -> None:  # ring buffer: the decoded Event
+        nonlocal got, chk
         got += 1
+        chk += ev.seq + ev.tgid
 
-    def on_batch(cpu: int, records: list) -> None:
-        nonlocal got
+    def on_sample(sample) -> None:  # perf: Sample(cpu, Event)
+        nonlocal got, chk
+        ev = sample.data
+        got += 1
+        chk += ev.seq + ev.tgid
+
+    def on_cpu_event(cpu, ev) -> None:  # perf, sample=False
+        nonlocal got, chk
+        got += 1
+        chk += ev.seq + ev.tgid
+
+    seq, tgid = attrgetter("seq"), attrgetter("tgid")
+
+    def on_batch(*args) -> None:  # (records) or (cpu, records)
+        nonlocal got, chk
+        records = args[-1]
         got += len(records)
+        chk += sum(map(seq, records)) + sum(map(tgid, records))
+
+    if api == "batch":
+        poll = lambda timeout: reader.poll_batch(on_batch, timeout)  # noqa: E731
+    elif api == "callback(cpu, data)":
+        poll = lambda timeout: reader.poll(on_cpu_event, timeout, sample=False)  # noqa: E731
+    else:
+        cb = on_event if kind == "ringbuf" else on_sample
+        poll = lambda timeout: reader.poll(cb, timeout)  # noqa: E731
 
     with attach_tracepoint(prog, "syscalls:sys_enter_getpid"):
         t0 = time.perf_counter()
         proc.stdin.write(b"g")
         proc.stdin.close()
         if mode == "drain":  # the backlog is all there before consuming starts
-            proc.wait()
+            prod_s = producer_seconds(proc)
             t0 = time.perf_counter()
         cpu0 = time.process_time()
-        deadline = t0 + 60
-        while got < n and time.perf_counter() < deadline:
-            if api == "batch" and kind == "perf":  # decoded {seq, cpu, tgid} tuples, a ring at a time
-                reader.poll_batch(on_batch, timeout=0.2)
-            elif api == "batch":  # decoded {seq, cpu, tgid} tuples, a span at a time
-                batch = reader.read_batch()
-                got += len(batch)
-                if not batch:
-                    reader.wait(0.2)
-            else:
-                reader.poll(callback, timeout=0.2)
-            lost = reader.lost if kind == "perf" else 0
-            if got + lost >= n and proc.poll() is not None:
-                break
-        elapsed = time.perf_counter() - t0
+        last = t0  # when the last record was consumed (not when an idle wait timed out)
+        while mode == "live" and proc.poll() is None:
+            if poll(0.01):
+                last = time.perf_counter()
+        while poll(0):  # the rest, below any wakeup threshold too
+            last = time.perf_counter()
+        elapsed = last - t0
         cpu = time.process_time() - cpu0
-    proc.wait()
+    if mode == "live":
+        prod_s = producer_seconds(proc)
     produced = struct.unpack_from("<Q", counter.lookup(0))[0]
     lost = reader.lost if kind == "perf" else produced - got
     reader.close()
     prog.close()
     out.close()
     counter.close()
-    wake = (f" w={wakeup}" if wakeup else f" wm={reader.watermark}") if kind == "perf" else ""
-    label = f"pybpf {kind}{wake}" + (" batch" if api == "batch" else "")
-    return {"consumer": label, "produced": produced, "consumed": got, "lost": lost,
-            "seconds": elapsed, "rate": got / elapsed, "consumer_cpu_s": cpu}
+    where = f"{size >> 10} KiB" if kind == "ringbuf" else f"{size} pages/CPU, page watermark"
+    return result(f"pybpf {kind} {api}", where, produced, got, chk, proc.pid, elapsed, cpu, prod_s, lost)
+
+
+def result(label: str, buffer: str, produced: int, got: int, chk: int, tgid: int, elapsed: float,
+           cpu: float, prod_s: float, lost: int) -> dict:
+    ok = None if got != produced else chk == produced * (produced - 1) // 2 + produced * tgid
+    return {"consumer": label, "buffer": buffer, "produced": produced, "consumed": got, "lost": lost,
+            "checksum_ok": ok, "seconds": elapsed, "rate": got / elapsed, "consumer_cpu_s": cpu,
+            "producer_rate": produced / prod_s}
 
 
 # ----------------------------------------------------------------------------- BCC
@@ -153,8 +240,13 @@ BCC_SCRIPT = r"""
 import ctypes, json, os, subprocess, sys, time
 from bcc import BPF
 
-kind, n, mode, wakeup, producer = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5:]
-proc = subprocess.Popen(producer + [str(n)], stdin=subprocess.PIPE)
+kind, n, mode, size, wakeup, producer = (sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]),
+                                         int(sys.argv[5]), sys.argv[6:])
+proc = subprocess.Popen(producer + [str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+cpus = sorted(os.sched_getaffinity(0))
+if len(cpus) > 1:  # as pin() does for pybpf
+    os.sched_setaffinity(proc.pid, {cpus[0]})
+    os.sched_setaffinity(0, {cpus[-1]})
 text = '''
 struct event { u64 seq; u32 cpu; u32 tgid; };
 BPF_ARRAY(counter, u64, 1);
@@ -174,44 +266,56 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getpid) {
 }
 '''
 if kind == "ringbuf":
-    text = text % ("BPF_RINGBUF_OUTPUT(events, %d);" % (RINGBUF_BYTES // 4096),
+    text = text % ("BPF_RINGBUF_OUTPUT(events, %d);" % (size // 4096),
                    "events.ringbuf_output(&e, sizeof(e), 0);")
 else:
     text = text % ("BPF_PERF_OUTPUT(events);", "events.perf_submit(args, &e, sizeof(e));")
 b = BPF(text=text.replace("TGID", str(proc.pid)))
-got = 0
-lost = 0
-def cb(*a):
-    global got
+got = chk = lost = 0
+def cb(cpu_or_ctx, data, size):  # what BCC's documentation and tools do
+    global got, chk
+    ev = b["events"].event(data)
     got += 1
+    chk += ev.seq + ev.tgid
 def lost_cb(count):
     global lost
     lost += count
 if kind == "ringbuf":
     b["events"].open_ring_buffer(cb)
-    poll = lambda: b.ring_buffer_poll(200)
+    poll = lambda: b.ring_buffer_poll(10)
+    consume = b.ring_buffer_consume
 else:
-    b["events"].open_perf_buffer(cb, page_cnt=PERF_PAGES, lost_cb=lost_cb, wakeup_events=wakeup)
-    poll = lambda: b.perf_buffer_poll(200)
+    b["events"].open_perf_buffer(cb, page_cnt=size, lost_cb=lost_cb, wakeup_events=wakeup)
+    poll = lambda: b.perf_buffer_poll(10)
+    consume = b.perf_buffer_consume
 t0 = time.perf_counter()
 proc.stdin.write(b"g"); proc.stdin.close()
 if mode == "drain":
-    proc.wait()
+    prod_s = float(proc.stdout.read().split()[-1])
     t0 = time.perf_counter()
 cpu0 = time.process_time()
-deadline = t0 + 60
-while got < n and time.perf_counter() < deadline:
+last = t0  # when the last record was consumed (not when an idle wait timed out)
+while mode == "live" and proc.poll() is None:
+    before = got
     poll()
-    if got + lost >= n and proc.poll() is not None:
-        break
-elapsed = time.perf_counter() - t0
+    if got != before:
+        last = time.perf_counter()
+before = -1
+while got != before:  # the rest, below any wakeup threshold too
+    before = got
+    consume()
+    if got != before:
+        last = time.perf_counter()
+elapsed = last - t0
 cpu = time.process_time() - cpu0
+if mode == "live":
+    prod_s = float(proc.stdout.read().split()[-1])
 proc.wait()
 produced = b["counter"][ctypes.c_int(0)].value
 if kind == "ringbuf":
     lost = produced - got
-print(json.dumps({"consumer": "BCC " + kind + (" w=%d" % wakeup if kind == "perf" else ""), "produced": produced, "consumed": got, "lost": lost,
-                  "seconds": elapsed, "rate": got / elapsed, "consumer_cpu_s": cpu}))
+print(json.dumps({"produced": produced, "consumed": got, "chk": chk, "lost": lost, "tgid": proc.pid,
+                  "seconds": elapsed, "cpu": cpu, "prod_s": prod_s}))
 """
 
 
@@ -246,71 +350,103 @@ def setup_bcc() -> tuple[dict | None, str]:
     return env, ""
 
 
-def run_bcc(kind: str, producer_cmd: list[str], n: int, mode: str, wakeup: int,
+
+def run_bcc(kind: str, producer_cmd: list[str], n: int, mode: str, size: int,
             env: dict) -> tuple[dict | None, str]:
-    script = BCC_SCRIPT.replace("RINGBUF_BYTES", str(RINGBUF_BYTES)).replace("PERF_PAGES", str(PERF_PAGES))
-    r = subprocess.run(["/usr/bin/python3", "-c", script, kind, str(n), mode, str(wakeup)] + producer_cmd,
+    r = subprocess.run(["/usr/bin/python3", "-c", BCC_SCRIPT, kind, str(n), mode, str(size),
+                        str(BCC_PERF_WAKEUP)] + producer_cmd,
                        capture_output=True, text=True, env=env, timeout=300)
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
     if r.returncode or not lines:
         return None, f"BCC {kind} run failed (exit {r.returncode}): {r.stderr.strip()[-600:]}"
-    return json.loads(lines[-1]), ""
+    d = json.loads(lines[-1])
+    where = f"{size >> 10} KiB" if kind == "ringbuf" else f"{size} pages/CPU, w={BCC_PERF_WAKEUP}"
+    return result(f"BCC {kind} callback + .event()", where, d["produced"], d["consumed"], d["chk"],
+                  d["tgid"], d["seconds"], d["cpu"], d["prod_s"], d["lost"]), ""
 
 
 def show(row: dict) -> None:
-    print(f"  {row['consumer']:<20} {row['rate'] / 1e6:8.3f} M records/s  consumed {row['consumed']:>9}"
-          f"  lost {row['lost']:>7}  in {row['seconds']:.2f} s (consumer CPU {row['consumer_cpu_s']:.2f} s)")
+    chk = {None: "n/a", True: "ok", False: "BAD"}[row["checksum_ok"]]
+    print(f"  {row['consumer']:<33} {row['rate'] / 1e6:6.3f} M rec/s  consumed {row['consumed']:>8}"
+          f"  lost {row['lost']:>7}  chk {chk:<3} {row['seconds']:5.2f} s  consumer CPU "
+          f"{row['consumer_cpu_s']:5.2f} s  producer {row['producer_rate'] / 1e6:5.2f} M/s  [{row['buffer']}]")
+
+
+def compare(mode: str, row: dict, bcc: dict) -> str:
+    ratio = row["rate"] / bcc["rate"]
+    # Records per second of consumer CPU: steadier than wall time on a shared machine.
+    cpu_ratio = (row["consumed"] / max(row["consumer_cpu_s"], 1e-3)) / \
+        (bcc["consumed"] / max(bcc["consumer_cpu_s"], 1e-3))
+    line = (f"{mode:<5} {row['consumer']:<33} {ratio:5.2f}x BCC  (per consumer CPU s {cpu_ratio:5.2f}x);"
+            f" lost {row['lost']} vs BCC {bcc['lost']}")
+    if mode == "drain":
+        ok = ratio >= 2 and row["lost"] == 0 and row["checksum_ok"]
+        return line + f"; goal >= 2x: {'met' if ok else 'NOT met'}"
+    if row["lost"] == 0 and bcc["lost"] == 0:
+        return line + "; both kept up with the producer: producer-bound, not a consumer comparison"
+    if bcc["lost"] and not row["lost"]:
+        return line + "; BCC fell behind the producer, pybpf kept up"
+    return line + "; pybpf fell behind the producer"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--records", type=int, default=1_000_000, help="getpid calls per run")
+    ap.add_argument("--records", type=int, default=1_000_000, help="getpid calls per live run")
+    ap.add_argument("--drain-records", type=int, default=300_000, help="getpid calls per drain run")
+    ap.add_argument("--live-ringbuf-kib", type=int, default=LIVE_RINGBUF >> 10,
+                    help="ring buffer size in live runs (both sides)")
+    ap.add_argument("--live-perf-pages", type=int, default=LIVE_PERF_PAGES,
+                    help="perf buffer pages per CPU in live runs (both sides)")
+    ap.add_argument("--kinds", default="ringbuf,perf", help="comma-separated: ringbuf, perf")
+    ap.add_argument("--modes", default="drain,live", help="comma-separated: drain, live")
     ap.add_argument("--no-bcc", action="store_true", help="skip the BCC baseline")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("needs root (bpf(2), tracepoints)")
         return 1
-    with tempfile.TemporaryDirectory() as work:
-        producer = build_producer(work)
-        print(f"producer: {' '.join(producer)} ({args.records} getpid calls per run), "
-              f"{os.cpu_count()} CPUs; ring buffer {RINGBUF_BYTES >> 20} MiB, perf buffer "
-              f"{PERF_PAGES * 4 >> 10} MiB per CPU")
-        # (kind, our wakeup_events (0: the default page watermark), API, BCC's wakeup_events).
-        # Perf rows compare like with like (same wakeups), and our default against BCC's faster
-        # setting (BCC has no watermark option; its default is a wakeup per sample).
-        configs = [("ringbuf", 1, "callback", 1), ("ringbuf", 1, "batch", 1),
-                   ("perf", 1, "callback", 1), ("perf", 1, "batch", 1),
-                   ("perf", 64, "callback", 64), ("perf", 64, "batch", 64),
-                   ("perf", 0, "callback", 64), ("perf", 0, "batch", 64)]
-        env, why = (None, "--no-bcc given") if args.no_bcc else setup_bcc()
-        if env is None:
-            print(f"BCC baseline unavailable: {why}")
-        for mode, n in (("live", args.records), ("drain", min(args.records, 400_000))):
-            print(f"\n{mode}: " + ("consumer runs while the producer runs (records/s over the whole run)"
-                                   if mode == "live" else
-                                   f"{n} records produced first, then consumed (pure consumer speed)"))
-            for kind, wakeup, api, bcc_wakeup in configs:
-                # A wakeup per sample slows the producer ~10x for both readers: fewer records.
-                count = n // 5 if mode == "live" and kind == "perf" and wakeup == 1 else n
-                ours = run_pybpf(kind, producer, count, mode, wakeup, api)
-                show(ours)
-                if env is None:
-                    continue
-                bcc, err = run_bcc(kind, producer, count, mode, bcc_wakeup, env)
-                if bcc is None:
-                    print("  " + err)
-                    continue
-                show(bcc)
-                if bcc["consumed"] + bcc["lost"] < count:  # stalled until the deadline: no fair rate
-                    print(f"  BCC stopped short ({bcc['consumed']} of {count}): no ratio")
-                    continue
-                ratio = ours["rate"] / bcc["rate"]
-                # Records per second of consumer CPU: steadier than wall time on a shared machine.
-                cpu_ratio = (ours["consumed"] / max(ours["consumer_cpu_s"], 1e-3)) / \
-                    (bcc["consumed"] / max(bcc["consumer_cpu_s"], 1e-3))
-                ok = ratio >= 2 and ours["lost"] == 0
-                print(f"  ratio pybpf/BCC: {ratio:.2f}x  (goal >= 2x with 0 lost: {'met' if ok else 'NOT met'}); "
-                      f"per consumer CPU second: {cpu_ratio:.2f}x")
+    all_cpus = os.sched_getaffinity(0)
+    try:
+        with tempfile.TemporaryDirectory() as work:
+            return measure(args, build_producer(work))
+    finally:
+        os.sched_setaffinity(0, all_cpus)
+
+
+def measure(args: argparse.Namespace, producer: list[str]) -> int:
+    apis = {"ringbuf": ["callback", "batch"], "perf": ["callback", "callback(cpu, data)", "batch"]}
+    print(f"producer: {' '.join(producer)}; {os.cpu_count()} CPUs; every consumer decodes each "
+          f"record into an object with fields and checksums seq + tgid (see the docstring)")
+    env, why = (None, "--no-bcc given") if args.no_bcc else setup_bcc()
+    if env is None:
+        print(f"BCC baseline unavailable: {why}")
+    summary = []
+    for mode in args.modes.split(","):
+        n = args.drain_records if mode == "drain" else args.records
+        print(f"\n{mode}: " + (f"{n} records produced first into large buffers, then consumed "
+                               "(consumer speed; 'producer' = its rate with nobody consuming)"
+                               if mode == "drain" else
+                               f"{n} records consumed while the producer runs flat out"))
+        for kind in args.kinds.split(","):
+            if mode == "drain":
+                size = BIG_RINGBUF if kind == "ringbuf" else BIG_PERF_PAGES
+            else:
+                size = args.live_ringbuf_kib << 10 if kind == "ringbuf" else args.live_perf_pages
+            rows = []
+            for api in apis[kind]:
+                rows.append(run_pybpf(kind, api, producer, n, mode, size))
+                show(rows[-1])
+            if env is None:
+                continue
+            bcc, err = run_bcc(kind, producer, n, mode, size, env)
+            if bcc is None:
+                print("  " + err)
+                continue
+            show(bcc)
+            summary += [compare(mode, row, bcc) for row in rows]
+    if summary:
+        print("\nratios (pybpf / BCC records/s, same run)")
+        for line in summary:
+            print("  " + line)
     return 0
 
 

@@ -17,6 +17,8 @@ from .insntable import check_insntable
 from .profiles import resolve as resolve_profile
 from .walk import Env
 
+BPF_F_STRICT_ALIGNMENT = 1  # prog_flags bit: check alignment as if the CPU required it
+
 __all__ = ["verify", "VerifierResult"]
 
 
@@ -145,6 +147,7 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     env = Env(prog, ptype, attach, maps_for, log_level)
     env.profile = profile
     env.caps = caps = capabilities(privileged)
+    env.strict_alignment = bool(prog_flags & BPF_F_STRICT_ALIGNMENT)
     error = None
     insn = None
     errno = 0

@@ -12,7 +12,7 @@ from . import scalar as sc
 from .caps import PERFMON_HELPERS
 from .errors import Reject
 from .helper_names import ALLOWED, MAX_FUNC_ID
-from .helpers_proto import (ACQUIRE, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
+from .helpers_proto import (ACQUIRE, MAP_TYPES_CGROUP_STORAGE, PKT_ACCESS, PTR_CAST, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
                             MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_PROG_ARRAY, MAP_TYPE_QUEUE,
                             MAP_TYPE_RINGBUF, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE, PROTOS,
                             RET_BOUNDED_BY_SIZE, helper_name)
@@ -50,7 +50,7 @@ def _type_err(regno: int, reg: Reg, expected: str) -> Reject:
 
 class _Meta:
     __slots__ = ("map", "mem_size", "raw_regno", "raw_size", "release_regno", "ref_obj_id",
-                 "msize_max", "const_key")
+                 "msize_max", "const_key", "func_id")
 
     def __init__(self):
         self.map = None
@@ -58,6 +58,7 @@ class _Meta:
         self.raw_regno = -1
         self.raw_size = 0
         self.release_regno = 0
+        self.func_id = -1
         self.ref_obj_id = 0
         self.msize_max = 0
         self.const_key = -1
@@ -189,6 +190,8 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
     if kind == "sockc":
         if reg.type not in _SOCK_TYPES:
             raise _type_err(regno, reg, "sock_common, sock, tcp_sock, xdp_sock")
+        if reg.ref_obj_id:
+            meta.ref_obj_id = reg.ref_obj_id
         return
     # memory-like arguments
     if kind == "mem?" and _is_null(reg):
@@ -198,7 +201,8 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
         t &= ~MEM_RDONLY
     if t not in _MEM_TYPES:
         raise _type_err(regno, reg, _MEM_NAMES)
-    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and env.prog_type not in _PKT_READ_TYPES:
+    if reg.type in (PTR_TO_PACKET, PTR_TO_PACKET_META) and (
+            env.prog_type not in _PKT_READ_TYPES or meta.func_id not in PKT_ACCESS):
         raise Reject("helper access to the packet is not allowed")
     if reg.ref_obj_id:
         meta.ref_obj_id = reg.ref_obj_id
@@ -253,12 +257,14 @@ def _map_compat(env, m, func_id: int) -> None:
         ok = func_id == 27
     elif mt in (MAP_TYPE_QUEUE, MAP_TYPE_STACK):
         ok = func_id in (87, 88, 89, 195)
+    elif mt in MAP_TYPES_CGROUP_STORAGE:
+        ok = func_id == 81
     if ok:
         need = {130: (MAP_TYPE_RINGBUF,), 131: (MAP_TYPE_RINGBUF,), 134: (MAP_TYPE_RINGBUF,),
                 12: (MAP_TYPE_PROG_ARRAY,), 22: (MAP_TYPE_PERF_EVENT_ARRAY,),
                 25: (MAP_TYPE_PERF_EVENT_ARRAY,), 27: (MAP_TYPE_STACK_TRACE,),
                 87: (MAP_TYPE_QUEUE, MAP_TYPE_STACK), 88: (MAP_TYPE_QUEUE, MAP_TYPE_STACK),
-                89: (MAP_TYPE_QUEUE, MAP_TYPE_STACK)}.get(func_id)
+                89: (MAP_TYPE_QUEUE, MAP_TYPE_STACK), 81: MAP_TYPES_CGROUP_STORAGE}.get(func_id)
         if need is not None and mt not in need:
             ok = False
     if not ok and func_id == 12:
@@ -307,6 +313,7 @@ def check_helper_call(env, ins, idx: int) -> None:
     if proto is None:
         raise Reject(f"no prototype for helper {helper_name(func_id)}#{func_id}", errno=Reject.UNSUPPORTED)
     meta = _Meta()
+    meta.func_id = func_id
     for i, kind in enumerate(proto.args):
         _check_arg(env, i, kind, meta, proto)
     st = env.state
@@ -324,6 +331,8 @@ def check_helper_call(env, ins, idx: int) -> None:
     if func_id == 12 and st.refs:
         raise Reject("tail_call would lead to reference leak")
     _map_compat(env, meta.map, func_id)
+    if func_id == 81 and not (regs[2].type == SCALAR and regs[2].is_const and regs[2].var_off.value == 0):
+        raise Reject("get_local_storage() doesn't support non-zero flags", errno=22)
     for r in range(6):
         regs[r] = Reg()
     r0 = regs[0]
@@ -364,6 +373,9 @@ def check_helper_call(env, ins, idx: int) -> None:
                     and 0 <= meta.const_key < meta.map.max_entries \
                     and (env.profile is None or env.profile.has("map_lookup_nonnull_const_key")):
                 r0.type = PTR_TO_MAP_VALUE
+        elif ret == "map_value":  # bpf_get_local_storage(): the cgroup storage, never NULL
+            r0.type = PTR_TO_MAP_VALUE
+            r0.map = meta.map
         elif ret == "sock?":
             r0.type = PTR_TO_SOCKET | MAYBE_NULL
         elif ret == "sock_common?":
@@ -375,7 +387,9 @@ def check_helper_call(env, ins, idx: int) -> None:
             r0.mem_size = meta.mem_size
         if r0.type & MAYBE_NULL:
             r0.id = env.new_id()
-        if func_id in ACQUIRE or (func_id == 1 and r0.type == PTR_TO_SOCKET | MAYBE_NULL):
+        if func_id in PTR_CAST:  # the same object seen as another type: same reference
+            r0.ref_obj_id = meta.ref_obj_id
+        elif func_id in ACQUIRE or (func_id == 1 and r0.type == PTR_TO_SOCKET | MAYBE_NULL):
             rid = env.new_id()
             st.refs.append((rid, idx))
             r0.id = rid

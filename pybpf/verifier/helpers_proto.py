@@ -13,7 +13,7 @@ net/core/filter.c, kernel/trace/bpf_trace.c). Argument kinds are short strings:
 ``sockc``     ARG_PTR_TO_SOCK_COMMON       ``rb_rel``    ARG_PTR_TO_RINGBUF_MEM|OBJ_RELEASE
 
 
-Return kinds: ``int``, ``void``, ``map_value?``, ``sock?``, ``sock_common?``,
+Return kinds: ``int``, ``void``, ``map_value`` (never NULL), ``map_value?``, ``sock?``, ``sock_common?``,
 ``tcp_sock?``, ``ringbuf_mem?`` (``?`` = may be NULL, needs a check).
 """
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Proto", "PROTOS", "ACQUIRE", "helper_name"]
+__all__ = ["Proto", "PROTOS", "ACQUIRE", "PKT_ACCESS", "PTR_CAST", "helper_name"]
 
 
 class Proto(NamedTuple):
@@ -73,12 +73,16 @@ PROTOS: dict[int, Proto] = {
     67: _P("get_stack", "int", ("ctx", "umem", "size0", "any")),
     68: _P("skb_load_bytes_relative", "int", ("ctx", "any", "umem", "size", "any")),
     80: _P("get_current_cgroup_id", "int", ()),
+    81: _P("get_local_storage", "map_value", ("map", "any")),
     84: _P("sk_lookup_tcp", "sock?", ("ctx", "mem", "size", "any", "any")),
     85: _P("sk_lookup_udp", "sock?", ("ctx", "mem", "size", "any", "any")),
     86: _P("sk_release", "int", ("sk_rel",)),
     87: _P("map_push_elem", "int", ("map", "value", "any")),
     88: _P("map_pop_elem", "int", ("map", "uvalue")),
     89: _P("map_peek_elem", "int", ("map", "uvalue")),
+    95: _P("sk_fullsock", "sock?", ("sockc",)),
+    96: _P("tcp_sock", "tcp_sock?", ("sockc",)),
+    98: _P("get_listener_sock", "sock?", ("sockc",)),
     99: _P("skc_lookup_tcp", "sock_common?", ("ctx", "mem", "size", "any", "any")),
     112: _P("probe_read_user", "int", ("umem", "size0", "any")),
     113: _P("probe_read_kernel", "int", ("umem", "size0", "any")),
@@ -98,14 +102,22 @@ PROTOS: dict[int, Proto] = {
     208: _P("ktime_get_tai_ns", "int", ()),
 }
 
+# Helpers that may be given packet pointers (bpf_func_proto.pkt_access): a packet pointer
+# passed to any other helper is refused, since the helper could not be trusted to stay in
+# the checked range if the packet moves under it.
+PKT_ACCESS = {1, 2, 3, 28, 84, 85, 87, 88, 89, 99, 100, 110, 195}
 # Helpers whose returned pointer holds a reference that must be released.
 ACQUIRE = {84, 85, 99, 131}
+# is_ptr_cast_function(): the result is the argument seen as another type, so it carries the
+# argument's reference (released together) rather than a new one.
+PTR_CAST = {95, 96}
 # Helpers whose return value is bounded by their size argument (do_refine_retval_range()).
 RET_BOUNDED_BY_SIZE = {45, 67, 114, 115}
 # Map types each map-specific helper accepts (check_map_func_compatibility()).
 MAP_TYPE_RINGBUF, MAP_TYPE_PROG_ARRAY, MAP_TYPE_PERF_EVENT_ARRAY = 27, 3, 4
 MAP_TYPE_QUEUE, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE = 22, 23, 7
 MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY = 2, 6
+MAP_TYPES_CGROUP_STORAGE = (19, 21)  # cgroup_storage, percpu_cgroup_storage
 
 
 def helper_name(func_id: int) -> str:

@@ -44,8 +44,15 @@ def _err(msg: str) -> Reject:
 
 def check_alignment(env, reg: Reg, off: int, size: int, strict: bool) -> None:
     t = reg.type
+    strict = strict or env.strict_alignment
     if t in (PTR_TO_PACKET, PTR_TO_PACKET_META):
-        return  # x86-64 has efficient unaligned access: packets are never strict
+        # check_pkt_ptr_alignment(): x86-64 has efficient unaligned access, so only
+        # BPF_F_STRICT_ALIGNMENT checks packets, and then as if NET_IP_ALIGN were 2.
+        if not strict or size == 1:
+            return
+        if not tn.is_aligned(tn.add(reg.var_off, tn.const(2 + reg.off + off)), size):
+            raise _err(f"misaligned packet access off 2+{_tstr(reg.var_off)}+{reg.off}+{off} size {size}")
+        return
     desc = {PTR_TO_FLOW_KEYS: "flow keys ", PTR_TO_MAP_KEY: "key ", PTR_TO_MAP_VALUE: "value ",
             PTR_TO_CTX: "context ", PTR_TO_STACK: "stack ", PTR_TO_SOCKET: "sock ",
             PTR_TO_SOCK_COMMON: "sock_common ", PTR_TO_TCP_SOCK: "tcp_sock ",
@@ -424,14 +431,36 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
     regs[value_regno] = result
 
 
+def _narrow_ok(size: int, field: int) -> bool:
+    """bpf_ctx_narrow_access_ok(): a power-of-two load no wider than the field."""
+    return size <= field and not size & (size - 1)
+
+
+# struct bpf_sock: 4-byte fields, dst_port a 2-byte one at 48 followed by 2 bytes of padding.
+_SOCK_SIZE, _SOCK_TYPE, _SOCK_PRIORITY_END, _SOCK_DST_PORT = 80, 8, 24, 48
+# family, type, protocol, src_port, state, rx_queue_mapping may be read narrowly at their start;
+# the addresses (src_ip4, src_ip6, dst_ip4, dst_ip6) at any offset inside.
+_SOCK_NARROW_AT = (4, 8, 12, 44, 72, 76)
+# struct bpf_tcp_sock: u32 fields but for the u64 bytes_received and bytes_acked.
+_TCP_SOCK_END, _TCP_SOCK_U64 = 112, (80, 88)
+
+
 def _sock_access_ok(t: int, off: int, size: int) -> bool:
-    if off < 0 or off % size:
-        return False
+    """bpf_sock_common/bpf_sock/bpf_tcp_sock/bpf_xdp_sock_is_valid_access()."""
     if t == PTR_TO_TCP_SOCK:
-        return off + size <= 112 and size <= 8
-    end = 80 if t == PTR_TO_SOCKET else 76
-    if off + size > end:
+        if off < 0 or off >= _TCP_SOCK_END or off % size:
+            return False
+        return size == (8 if off in _TCP_SOCK_U64 else 4)
+    if t == PTR_TO_XDP_SOCK:
+        return off == 0 and size == 4  # queue_id
+    if t == PTR_TO_SOCK_COMMON and _SOCK_TYPE <= off < _SOCK_PRIORITY_END:
+        return False  # type, protocol, mark, priority need a full socket
+    if off < 0 or off >= _SOCK_SIZE or off % size:
         return False
-    if off in (8, 16, 24, 28, 40, 44, 64, 68, 72, 76):  # fields readable narrowly (approximation)
-        return size <= 4
-    return size == 4 or (off == 48 and size == 8)
+    if off in (_SOCK_DST_PORT, _SOCK_DST_PORT + 1):
+        return _narrow_ok(size, 4 if size == 4 else 2)
+    if off in (_SOCK_DST_PORT + 2, _SOCK_DST_PORT + 3):
+        return False
+    if off in _SOCK_NARROW_AT or 24 <= off < 44 or 52 <= off < 72:
+        return _narrow_ok(size, 4)
+    return size == 4

@@ -61,6 +61,7 @@ class Env:
         self.stack_depth: dict[int, int] = {}
         self.insn_idx = 0
         self.caps = PRIVILEGED  # verify() sets the loader's capabilities
+        self.strict_alignment = False  # BPF_F_STRICT_ALIGNMENT: verify() sets it from prog_flags
         self.alu_aux: dict[int, tuple] = {}  # insn -> (alu_state, alu_limit), Spectre v1 sanitation
 
     def leaks(self, regno: int) -> bool:
