@@ -10,7 +10,7 @@ returning the type of the loaded value (``SCALAR`` or a pointer type such as
 from __future__ import annotations
 
 from .state import (MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META,
-                    PTR_TO_SOCK_COMMON, SCALAR)
+                    PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, SCALAR)
 
 __all__ = ["ctx_access", "PROG_TYPES", "prog_type_number"]
 
@@ -163,10 +163,106 @@ def _perf_event(off, size, write, attach):
     return SCALAR if size == 8 else None
 
 
+def _sk_skb(off, size, write, attach):
+    """sk_skb_is_valid_access(): tc_index and priority writable, mark not even readable."""
+    if (_in(off, TC_CLASSID, 4) or _in(off, DATA_META, 4) or _in(off, TSTAMP, 8)
+            or _in(off, WIRE_LEN, 4) or _in(off, HWTSTAMP, 8) or _in(off, MARK, 4)):
+        return None
+    if write and not (_in(off, TC_INDEX, 4) or _in(off, PRIORITY, 4)):
+        return None
+    return _skb_pkt(off, _skb_common(off, size, write), meta=False)
+
+
+def _lwt(off, size, write, attach):
+    """lwt_is_valid_access(): no socket fields; mark, priority and cb writable."""
+    if (_in(off, TC_CLASSID, 4) or FAMILY <= off < LOCAL_PORT_END or _in(off, DATA_META, 4)
+            or _in(off, TSTAMP, 8) or _in(off, WIRE_LEN, 4) or _in(off, HWTSTAMP, 8)):
+        return None
+    if write and not (_in(off, MARK, 4) or _in(off, PRIORITY, 4) or CB0 <= off < CB_END):
+        return None
+    return _skb_pkt(off, _skb_common(off, size, write), meta=False)
+
+
+def _skb_pkt(off, t, meta):
+    if t is None:
+        return None
+    if _in(off, DATA, 4):
+        return PTR_TO_PACKET
+    if _in(off, DATA_END, 4):
+        return PTR_TO_PACKET_END
+    if meta and _in(off, DATA_META, 4):
+        return PTR_TO_PACKET_META
+    return t
+
+
+def _narrow(size: int, field: int) -> bool:
+    """bpf_ctx_narrow_access_ok()."""
+    return size <= field and not size & (size - 1)
+
+
+# struct sk_msg_md: data, data_end, then u32 address fields (16..72), then sk at 72
+MSG_DATA, MSG_DATA_END, MSG_FAMILY, MSG_SK, MSG_SIZE_END = 0, 8, 16, 72, 72
+
+
+def _sk_msg(off, size, write, attach):
+    if write or off < 0 or off % size:
+        return None
+    if off == MSG_DATA or off == MSG_DATA_END:
+        return (PTR_TO_PACKET if off == MSG_DATA else PTR_TO_PACKET_END) if size == 8 else None
+    if off == MSG_SK:
+        return PTR_TO_SOCKET if size == 8 else None
+    if MSG_FAMILY <= off < MSG_SIZE_END:
+        return SCALAR if size == 4 else None
+    return None
+
+
+# struct bpf_sk_lookup: sk (u64) at 0, u32 fields, remote_port a __be16 at 36 then padding
+LOOKUP_SIZE, LOOKUP_FAMILY, LOOKUP_REMOTE_PORT, LOOKUP_LOCAL_IP4 = 72, 8, 36, 40
+
+
+def _sk_lookup(off, size, write, attach):
+    if off < 0 or off >= LOOKUP_SIZE or off % size or write:
+        return None
+    if off == 0:
+        return PTR_TO_SOCKET | MAYBE_NULL if size == 8 else None
+    if _in(off, LOOKUP_REMOTE_PORT, 2):
+        return SCALAR if size == 4 or _narrow(size, 2) else None
+    if _in(off, LOOKUP_REMOTE_PORT + 2, 2):  # zero padding, readable for compatibility
+        return SCALAR if _narrow(size, 2) else None
+    if LOOKUP_FAMILY <= off < LOOKUP_SIZE:
+        return SCALAR if _narrow(size, 4) else None
+    return None
+
+
+# enum bpf_attach_type values that widen cgroup_sock's struct bpf_sock access
+INET_SOCK_CREATE, INET4_POST_BIND, INET6_POST_BIND, INET_SOCK_RELEASE = 2, 12, 13, 34
+
+
+def _cgroup_sock(off, size, write, attach):
+    """sock_filter_is_valid_access(): struct bpf_sock, some fields only for some attach types."""
+    from .mem import _sock_access_ok
+    if attach == 0:  # bpf_prog_load_fixup_attach_type(): 0 means sock_create, for old loaders
+        attach = INET_SOCK_CREATE
+    if not _sock_access_ok(PTR_TO_SOCKET, off, size):
+        return None
+    if off in (0, 16, 20):  # bound_dev_if, mark, priority
+        return SCALAR if attach in (INET_SOCK_CREATE, INET_SOCK_RELEASE) else None
+    if write:
+        return None
+    if _in(off, 24, 4):  # src_ip4
+        return SCALAR if attach == INET4_POST_BIND else None
+    if 28 <= off < 44:  # src_ip6
+        return SCALAR if attach == INET6_POST_BIND else None
+    if _in(off, 44, 4):  # src_port
+        return SCALAR if attach in (INET4_POST_BIND, INET6_POST_BIND) else None
+    return SCALAR
+
+
 _RULES = {
     SOCKET_FILTER: _socket_filter, SCHED_CLS: _tc, SCHED_ACT: _tc, CGROUP_SKB: _cgroup_skb,
     XDP: _xdp, KPROBE: _kprobe, TRACEPOINT: _tracepoint, RAW_TRACEPOINT: _raw_tp,
-    PERF_EVENT: _perf_event,
+    PERF_EVENT: _perf_event, 14: _sk_skb, 16: _sk_msg, 30: _sk_lookup, 9: _cgroup_sock,
+    10: _lwt, 11: _lwt, 12: _lwt,
 }
 
 

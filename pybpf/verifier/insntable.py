@@ -27,6 +27,9 @@ def _table() -> frozenset[int]:
     for sz in (0x00, 0x08, 0x10, 0x18):
         t.update((0x61 | sz, 0x62 | sz, 0x63 | sz))  # LDX/ST/STX MEM
     t.update((0x81, 0x89, 0x91))  # LDX MEMSX W/H/B
+    # Measured on 6.18: every LDX opcode passes the table (a bad mode is refused on the walk
+    # as "BPF_LDX uses reserved fields"), unlike ST/STX with a bad mode.
+    t.update(0x01 | mode | sz for mode in range(0, 0x100, 0x20) for sz in (0x00, 0x08, 0x10, 0x18))
     t.update((0xC3, 0xDB, 0xCB, 0xD3))  # STX ATOMIC W/DW/H/B
     t.update((0x18, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50))  # LD imm64, ABS/IND B/H/W
     for cls in (0x05, 0x06):  # JMP, JMP32

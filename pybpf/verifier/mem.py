@@ -23,8 +23,9 @@ __all__ = ["check_mem_access", "check_mem_region", "stack_range_initialized", "M
 MAX_VAR_OFF = 1 << 29
 MAX_PACKET_OFF = 0xFFFF
 SK_TYPES = (PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK)
-# Program types that may write into packets directly (may_access_direct_pkt_data()).
-_PKT_WRITE = {3, 4, 6, 12, 14, 19, 16, 10, 11}
+# Program types that may write into packets directly (may_access_direct_pkt_data()):
+# lwt_in, lwt_out, lwt_seg6local, cgroup_skb and others may only read.
+_PKT_WRITE = {3, 4, 6, 12, 14, 16}
 
 
 # The struct behind each map type's CONST_PTR_TO_MAP (map_btf_id), named in unprivileged errors.
@@ -402,11 +403,17 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
             raise _err(f"R{value_regno} leaks addr into packet")
         check_packet_access(env, reg, regno, off, size)
         result = Reg.scalar_unknown()
-    elif t == CONST_PTR_TO_MAP and not write:
+    elif t == CONST_PTR_TO_MAP:
+        # check_ptr_to_map_access(): reads of the map's kernel struct, by BTF
+        tname = _MAP_STRUCT.get(reg.map.type, "bpf_map")
         if not env.caps.allow_ptr_leaks:
-            raise Reject(f"'struct {_MAP_STRUCT.get(reg.map.type, 'bpf_map')}' access is allowed only "
-                         "to CAP_PERFMON and CAP_SYS_ADMIN", errno=1)
-        if off < 0 or reg.var_off.mask:
+            raise Reject(f"'struct {tname}' access is allowed only to CAP_PERFMON and CAP_SYS_ADMIN",
+                         errno=1)
+        if off < 0:
+            raise _err(f"R{regno} is {tname} invalid negative access: off={off}")
+        if write:
+            raise _err(f"only read from {tname} is supported")
+        if reg.var_off.mask:
             raise _err(f"R{regno} invalid mem access '{type_str(t)}'")
         result = Reg.scalar_unknown()
     elif t in SK_TYPES:

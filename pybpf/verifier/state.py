@@ -61,6 +61,9 @@ def type_str(t: int) -> str:
     if t & MEM_ALLOC:
         prefix += "alloc_"
     post = "_or_null" if t & MAYBE_NULL else ""
+    if t & BASE_MASK == CONST_PTR_TO_MAP and post:
+        # a map-in-map lookup is a map_value_or_null until the NULL check makes it the inner map
+        return prefix + "map_value" + post
     return prefix + _NAMES[t & BASE_MASK] + post
 
 

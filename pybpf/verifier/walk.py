@@ -342,7 +342,7 @@ class Env:
         if (ins.opcode & 0xE0) == op.IND:
             self._read(ins.src)
         if self.state.refs:
-            raise Reject("BPF_LD_[ABS|IND] cannot be mixed with socket references", errno=22)
+            raise Reject("BPF_LD_[ABS|IND] would lead to reference leak", errno=22)
         for r in range(6):
             regs[r] = Reg()
         regs[0] = Reg.scalar_unknown()

@@ -2,6 +2,7 @@
 
 import cases_audit
 import cases_basic
+import cases_ctx_types
 import cases_mem
 import cases_regress
 import cases_selftest_regress
@@ -13,7 +14,8 @@ import gen
 def hand_cases(include_slow: bool = False):
     out = (list(cases_basic.CASES) + list(cases_mem.CASES) + list(cases_regress.CASES)
            + list(cases_unpriv.CASES) + list(cases_audit.CASES)
-           + list(cases_selftest_regress.CASES) + list(cases_strict_sock.CASES))
+           + list(cases_selftest_regress.CASES) + list(cases_strict_sock.CASES)
+           + list(cases_ctx_types.CASES))
     return [c for c in out if include_slow or "slow" not in c.tags]
 
 

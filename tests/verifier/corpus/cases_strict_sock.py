@@ -6,8 +6,8 @@ were 2), bpf_func_proto.pkt_access, and what struct bpf_sock fields each socket
 pointer type may read.
 """
 
-from dsl import (ARRAY, Case, R, add, call, exit_, jmp, ld_map, ldx, lookup, mov, r0, r1, r2, r3, r4,
-                 r6, ret)
+from dsl import (ARRAY, Case, I, R, add, call, exit_, jmp, ld_map, ldx, lookup, mov, r0, r1, r2, r3, r4,
+                 r6, ret, st)
 
 SF, CLS, CGROUP_SKB = 1, 3, 8
 STRICT = 1  # BPF_F_STRICT_ALIGNMENT
@@ -57,4 +57,11 @@ CASES = [
     Case("skb_sk_dst_port_pad", CGROUP_SKB, _sk(2, 50), "R1 invalid sock_common access off=50 size=2"),
     Case("skb_sk_src_ip6_byte", CGROUP_SKB, _sk(1, 31)),
     Case("skb_sk_state_byte_inside", CGROUP_SKB, _sk(1, 73), "R1 invalid sock_common access off=73 size=1"),
+    # the map's own struct (bpf_array) may be read by BTF, never written or read before it
+    Case("map_ptr_store", SF, [ld_map(r1, ARRAY), st(4, r1, 0, 0), *ret()],
+         "only read from bpf_array is supported"),
+    Case("map_ptr_negative_read", SF, [ld_map(r1, ARRAY), ldx(8, r0, r1, -8), *ret()],
+         "R1 is bpf_array invalid negative access: off=-8"),
+    # every LDX opcode passes 6.18's opcode table; a mode other than MEM/MEMSX fails on the walk
+    Case("ldx_imm_mode", SF, [I(0x01, 0, 1, 0, 0), exit_()], "BPF_LDX uses reserved fields"),
 ]
