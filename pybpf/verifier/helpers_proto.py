@@ -121,6 +121,7 @@ MAP_TYPES_CGROUP_STORAGE = (19, 21)  # cgroup_storage, percpu_cgroup_storage
 
 
 def helper_name(func_id: int) -> str:
-    from .helper_names import NAMES
-    name = NAMES.get(func_id)
+    """``bpf_<name>`` as the kernel's messages spell it (id 0, ``unspec``, has no name)."""
+    from pybpf.asm.helpers import HELPER_NAMES
+    name = HELPER_NAMES.get(func_id) if func_id else None
     return f"bpf_{name}" if name else "unknown"

@@ -63,11 +63,11 @@ class Env:
         self.caps = PRIVILEGED  # verify() sets the loader's capabilities
         self.strict_alignment = False  # BPF_F_STRICT_ALIGNMENT: verify() sets it from prog_flags
         self.alu_aux: dict[int, tuple] = {}  # insn -> (alu_state, alu_limit), Spectre v1 sanitation
+        self.profile = None  # a profiles.KernelProfile when verifying for another kernel
 
     def leaks(self, regno: int) -> bool:
         """is_pointer_value(): a pointer the loader may not see (no CAP_PERFMON)."""
         return not self.caps.allow_ptr_leaks and self.state.regs[regno].type != SCALAR
-        self.profile = None  # a profiles.KernelProfile when verifying for another kernel
 
     def new_id(self) -> int:
         self.id_gen += 1
