@@ -48,6 +48,13 @@ most 10 ms at a time on both sides, to notice the producer's exit.
 The producer is pinned to the first CPU and the consumer to the last (both
 sides), so the producer has a core to itself.
 
+"others" is the share of all CPUs that tasks other than the consumer and its
+producer used during the run (/proc/stat minus both processes' CPU time). The
+machine is shared: another job at 100% of one CPU time-slices with the
+producer or the consumer (nice cannot help: autogroup scheduling gives every
+session an equal share), the consumer then gets ~55% of its core and falls
+behind. Compare live losses only between runs where "others" is near 0%.
+
 Perf wakeups: ours use the default page watermark; BCC has no watermark
 option, so it gets ``wakeup_events=64`` (its default of 1 costs the producer an
 irq_work per record and slows it ~10x).
@@ -110,6 +117,10 @@ LIVE_PERF_PAGES = 256  # 1 MiB per CPU
 BCC_PERF_WAKEUP = 64
 
 Event = namedtuple("Event", "seq cpu tgid")
+# Read once at start: pin() narrows this process to one CPU for a run, and a later run
+# (or the BCC subprocess, which inherits our affinity) must not take that one CPU as
+# all there is, or producer and consumer end up sharing it.
+CPUS = sorted(os.sched_getaffinity(0))
 
 
 def build_producer(workdir: str) -> list[str]:
@@ -132,16 +143,28 @@ def start_producer(cmd: list[str], n: int) -> subprocess.Popen:
 def pin(producer_pid: int) -> None:
     """Producer on the first CPU, consumer (this process) on the last: one core each, as the
     goal says, instead of the scheduler's wake-affine placing both on one core at times."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) > 1:
-        os.sched_setaffinity(producer_pid, {cpus[0]})
-        os.sched_setaffinity(0, {cpus[-1]})
+    if len(CPUS) > 1:  # the CPUs we started with: after one run our own affinity is one CPU
+        os.sched_setaffinity(producer_pid, {CPUS[0]})
+        os.sched_setaffinity(0, {CPUS[-1]})
 
 
 def producer_seconds(proc: subprocess.Popen) -> float:
     out = proc.stdout.read()
     proc.wait()
     return float(out.split()[-1])
+
+
+def busy_seconds() -> float:
+    """CPU seconds all CPUs spent running anything (from /proc/stat; steal excluded)."""
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def own_seconds() -> float:
+    """CPU seconds of this process and its reaped children (the producer, once polled)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 # --------------------------------------------------------------------------- pybpf
@@ -207,6 +230,7 @@ def run_pybpf(kind: str, api: str, producer_cmd: list[str], n: int, mode: str, s
             prod_s = producer_seconds(proc)
             t0 = time.perf_counter()
         cpu0 = time.process_time()
+        busy0, own0 = busy_seconds(), own_seconds()
         last = t0  # when the last record was consumed (not when an idle wait timed out)
         while mode == "live" and proc.poll() is None:
             if poll(0.01):
@@ -215,6 +239,7 @@ def run_pybpf(kind: str, api: str, producer_cmd: list[str], n: int, mode: str, s
             last = time.perf_counter()
         elapsed = last - t0
         cpu = time.process_time() - cpu0
+        others = (busy_seconds() - busy0) - (own_seconds() - own0)
     if mode == "live":
         prod_s = producer_seconds(proc)
     produced = struct.unpack_from("<Q", counter.lookup(0))[0]
@@ -223,16 +248,19 @@ def run_pybpf(kind: str, api: str, producer_cmd: list[str], n: int, mode: str, s
     prog.close()
     out.close()
     counter.close()
+    os.sched_setaffinity(0, CPUS)  # the next run (and BCC's subprocess) starts from all CPUs
     where = f"{size >> 10} KiB" if kind == "ringbuf" else f"{size} pages/CPU, page watermark"
-    return result(f"pybpf {kind} {api}", where, produced, got, chk, proc.pid, elapsed, cpu, prod_s, lost)
+    return result(f"pybpf {kind} {api}", where, produced, got, chk, proc.pid, elapsed, cpu, prod_s, lost,
+                  others)
 
 
 def result(label: str, buffer: str, produced: int, got: int, chk: int, tgid: int, elapsed: float,
-           cpu: float, prod_s: float, lost: int) -> dict:
+           cpu: float, prod_s: float, lost: int, others: float) -> dict:
     ok = None if got != produced else chk == produced * (produced - 1) // 2 + produced * tgid
     return {"consumer": label, "buffer": buffer, "produced": produced, "consumed": got, "lost": lost,
             "checksum_ok": ok, "seconds": elapsed, "rate": got / elapsed, "consumer_cpu_s": cpu,
-            "producer_rate": produced / prod_s}
+            "producer_rate": produced / prod_s,
+            "others_cpu_s": max(others, 0.0)}
 
 
 # ----------------------------------------------------------------------------- BCC
@@ -293,7 +321,15 @@ proc.stdin.write(b"g"); proc.stdin.close()
 if mode == "drain":
     prod_s = float(proc.stdout.read().split()[-1])
     t0 = time.perf_counter()
+def busy_seconds():
+    with open("/proc/stat") as f:
+        user, nice, system, _idle, _iowait, irq, softirq = map(int, f.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+def own_seconds():
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 cpu0 = time.process_time()
+busy0, own0 = busy_seconds(), own_seconds()
 last = t0  # when the last record was consumed (not when an idle wait timed out)
 while mode == "live" and proc.poll() is None:
     before = got
@@ -308,6 +344,7 @@ while got != before:  # the rest, below any wakeup threshold too
         last = time.perf_counter()
 elapsed = last - t0
 cpu = time.process_time() - cpu0
+others = (busy_seconds() - busy0) - (own_seconds() - own0)
 if mode == "live":
     prod_s = float(proc.stdout.read().split()[-1])
 proc.wait()
@@ -315,7 +352,7 @@ produced = b["counter"][ctypes.c_int(0)].value
 if kind == "ringbuf":
     lost = produced - got
 print(json.dumps({"produced": produced, "consumed": got, "chk": chk, "lost": lost, "tgid": proc.pid,
-                  "seconds": elapsed, "cpu": cpu, "prod_s": prod_s}))
+                  "seconds": elapsed, "cpu": cpu, "prod_s": prod_s, "others": others}))
 """
 
 
@@ -362,14 +399,15 @@ def run_bcc(kind: str, producer_cmd: list[str], n: int, mode: str, size: int,
     d = json.loads(lines[-1])
     where = f"{size >> 10} KiB" if kind == "ringbuf" else f"{size} pages/CPU, w={BCC_PERF_WAKEUP}"
     return result(f"BCC {kind} callback + .event()", where, d["produced"], d["consumed"], d["chk"],
-                  d["tgid"], d["seconds"], d["cpu"], d["prod_s"], d["lost"]), ""
+                  d["tgid"], d["seconds"], d["cpu"], d["prod_s"], d["lost"], d["others"]), ""
 
 
 def show(row: dict) -> None:
     chk = {None: "n/a", True: "ok", False: "BAD"}[row["checksum_ok"]]
     print(f"  {row['consumer']:<33} {row['rate'] / 1e6:6.3f} M rec/s  consumed {row['consumed']:>8}"
           f"  lost {row['lost']:>7}  chk {chk:<3} {row['seconds']:5.2f} s  consumer CPU "
-          f"{row['consumer_cpu_s']:5.2f} s  producer {row['producer_rate'] / 1e6:5.2f} M/s  [{row['buffer']}]")
+          f"{row['consumer_cpu_s']:5.2f} s  producer {row['producer_rate'] / 1e6:5.2f} M/s  "
+          f"others {row['others_cpu_s'] / (row['seconds'] * (os.cpu_count() or 1)):4.0%}  [{row['buffer']}]")
 
 
 def compare(mode: str, row: dict, bcc: dict) -> str:
@@ -386,6 +424,9 @@ def compare(mode: str, row: dict, bcc: dict) -> str:
         return line + "; both kept up with the producer: producer-bound, not a consumer comparison"
     if bcc["lost"] and not row["lost"]:
         return line + "; BCC fell behind the producer, pybpf kept up"
+    busy = row["others_cpu_s"] / (row["seconds"] * (os.cpu_count() or 1))
+    if busy >= 0.1:  # another job took part of the producer's or the consumer's core
+        return line + f"; pybpf fell behind the producer while other tasks used {busy:.0%} of the CPUs"
     return line + "; pybpf fell behind the producer"
 
 

@@ -3,6 +3,7 @@ import os
 import struct
 import sys
 import threading
+import time
 from collections import namedtuple
 
 import pytest
@@ -171,3 +172,42 @@ def test_ringbuf_raising_callback_loses_and_repeats_nothing(setup):
         assert reader.poll(callback, timeout=0) == 52
         assert seen == [0, 2] + list(range(3, 103))  # each record exactly once, in order
         assert reader.available() == 0
+
+
+def test_ringbuf_burst_after_idle_wakes_reader_before_timeout(setup):
+    """The kernel wakes a reader only when a record lands at consumer_pos (it caught up);
+    a reader that went idle must be woken by the first record of a later burst, not by
+    its timeout."""
+    counter, rb = setup
+    with RingBuffer(rb, record_type=(Event, "<QII")) as reader:
+        assert reader.poll(lambda e: None, timeout=0.02) == 0  # idle: nothing, slept to the timeout
+        t = threading.Timer(0.05, produce, (counter, rb, 200))
+        t.start()
+        got = []
+        t0 = time.monotonic()
+        while len(got) < 200 and time.monotonic() - t0 < 10:
+            reader.poll(got.append, timeout=10)
+        waited = time.monotonic() - t0
+        t.join()
+        assert [e.seq for e in got] == list(range(200))
+        assert waited < 5  # woken by the burst (program load + 200 calls), far from the 10 s timeout
+
+
+def test_ringbuf_namedtuple_bulk_decoding_builds_the_class_and_honours_make(setup):
+    counter, rb = setup
+
+    class Custom(Event):
+        __slots__ = ()
+
+        @classmethod
+        def _make(cls, row):
+            return ("custom", row[0])
+
+    produce(counter, rb, 50)
+    with RingBuffer(rb, record_type=(Event, "<QII")) as reader:
+        got = reader.read_batch(max_records=25)
+        assert all(type(e) is Event for e in got)  # the fast path builds exactly the namedtuple
+        assert got == [Event(i, e.cpu, os.getpid()) for i, e in enumerate(got)]
+        assert got[0].seq == 0 and got[-1].tgid == os.getpid()
+    with RingBuffer(rb, record_type=(Custom, "<QII")) as reader:
+        assert reader.read_batch() == [("custom", i) for i in range(25, 50)]
