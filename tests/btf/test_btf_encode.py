@@ -81,9 +81,22 @@ def test_truncated_and_unknown_kind():
 def test_kernel_accepts_encoded_btf():
     if os.geteuid() != 0:
         pytest.skip("BPF_BTF_LOAD needs root")
+    import ctypes
+    from pybpf.syscall.prog_cmds import obj_get_info
+
+    class BtfInfo(ctypes.Structure):  # struct bpf_btf_info (include/uapi/linux/bpf.h)
+        _fields_ = [("btf", ctypes.c_uint64), ("btf_size", ctypes.c_uint32),
+                    ("id", ctypes.c_uint32), ("name", ctypes.c_uint64),
+                    ("name_len", ctypes.c_uint32), ("kernel_btf", ctypes.c_uint32)]
+
     b, _ = _sample()
-    with load_btf(b.encode()) as fd:
-        assert fd.fileno() >= 0
+    blob = b.encode()
+    with load_btf(blob) as fd:
+        buf = ctypes.create_string_buffer(len(blob))
+        info = obj_get_info(fd.fileno(), BtfInfo(btf=ctypes.addressof(buf), btf_size=len(blob)))
+        # The kernel keeps the blob it accepted and hands the same bytes back.
+        assert info.id > 0 and not info.kernel_btf
+        assert (info.btf_size, buf.raw) == (len(blob), blob)
 
 
 @pytest.mark.kernel

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -79,11 +78,9 @@ def test_iteration_while_another_thread_deletes():
         t.start()
         started.wait()
         seen = []
-        t0 = time.monotonic()
         for k in m:
             seen.append(k)
         t.join()
-        assert time.monotonic() - t0 < 30
         assert len(seen) == len(set(seen)), "a key was yielded twice"
         assert survivors <= set(seen)
 

@@ -229,12 +229,15 @@ def test_blocking_poll_gets_records_below_the_watermark(maps, options):
         thread = produce_later(3, 0.05)  # 96 bytes: below any watermark, so no wakeup comes
         seen = []
         t0 = time.monotonic()
-        while len(seen) < 3 and time.monotonic() - t0 < 5:
-            reader.poll(seen.append, timeout=5)
+        while len(seen) < 3 and time.monotonic() - t0 < 30:
+            reader.poll(seen.append, timeout=30)
         elapsed = time.monotonic() - t0
         thread.join()
     assert [struct.unpack_from("<Q", s.data)[0] for s in seen] == [0, 1, 2]
-    assert elapsed < 1.5  # flush_interval (0.1 s) slices the wait, or a per-sample wakeup ends it
+    # Without a wakeup the poll would sleep its whole 30 s timeout; flush_interval (0.1 s)
+    # slicing or a per-sample wakeup returns in a fraction of a second. The bound is loose
+    # on purpose (a loaded machine), it only tells "woken" from "timed out".
+    assert elapsed < 15
 
 
 def test_wakeup_options():

@@ -23,9 +23,14 @@ SIZE = PAGE  # one data page
 SAMPLE, LOST, THROTTLE = 9, 2, 5
 
 
+def raw_size(payload: int) -> int:
+    """The kernel pads u32 size + raw data to 8 bytes (written here, not taken from pybpf)."""
+    return -(-(4 + payload) // 8) * 8 - 4
+
+
 def sample_record(payload: bytes, misc: int = 0) -> bytes:
-    raw_size = sample_stride(len(payload)) - 12  # the kernel pads u32 size + data to 8 bytes
-    body = struct.pack("=I", raw_size) + payload.ljust(raw_size, b"\0")
+    size = raw_size(len(payload))
+    body = struct.pack("=I", size) + payload.ljust(size, b"\0")
     return struct.pack("=IHH", SAMPLE, misc, 8 + len(body)) + body
 
 
@@ -98,7 +103,7 @@ def test_read_matches_a_record_by_record_reading(spec, start, laps, misc_seed):
     for decode, bulk, want in (
         (None, None, [sample_record(p)[12:] for _, _, p in expected]),
         (make_decoder(event), bulk_layout(event), [(seq, 0, 4242) for seq, _, _ in expected]),
-        (len, None, [sample_stride(size) - 12 for _, size, _ in expected]),
+        (len, None, [raw_size(size) for _, size, _ in expected]),
     ):
         ring = make_ring(records, tail)
         got, seen_lost = ring.read(1 << 30, decode, bulk)
@@ -122,6 +127,11 @@ def test_read_stops_after_limit_samples_and_resumes(spec, start, limit):
     seqs = [r[0] for r in first + rest]
     assert seqs == [seq for seq, _, _ in expected]
     ring.close()
+
+
+def test_sample_stride_is_the_kernels_record_size():
+    # header 8 + u32 size 4 + payload, padded to 8: 0 -> 16, 4 -> 16, 5 -> 24, 16 -> 32, 20 -> 32
+    assert [sample_stride(n) for n in (0, 4, 5, 16, 20, 21)] == [16, 16, 24, 32, 32, 40]
 
 
 def test_corrupt_record_size_is_an_error_not_a_hang():
