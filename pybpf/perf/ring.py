@@ -32,8 +32,9 @@ import mmap
 import struct
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
+from pybpf.ringbuf.reader import _row_maker
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
 
@@ -61,12 +62,13 @@ class BulkLayout:
     """How to decode a run of ``stride``-byte samples with one ``iter_unpack``.
 
     ``unpacker`` spans a whole record (header and padding as pad bytes) so its
-    rows are exactly the payload's fields; ``make`` builds the record type
-    from a row (None: plain tuples).
+    rows are exactly the payload's fields; ``make_rows`` turns an iterable of
+    rows into the record type (None: plain tuples), for a stock namedtuple
+    with no Python frame per record (see :func:`pybpf.ringbuf.reader._row_maker`).
     """
 
     unpacker: struct.Struct
-    make: Callable[[tuple], Any] | None
+    make_rows: Callable[[Iterable[tuple]], Iterable[Any]] | None
     stride: int
 
 
@@ -76,11 +78,11 @@ def bulk_layout(record_type: Any) -> BulkLayout | None:
     with native alignment, fields after the 12-byte prefix would be padded differently."""
     make = None
     if isinstance(record_type, tuple) and len(record_type) == 2:
-        make, fmt = record_type[0]._make, record_type[1]
+        make, fmt = _row_maker(record_type[0]), record_type[1]
     elif isinstance(record_type, struct.Struct):
         fmt = record_type
     elif isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(record_type, "_struct"):
-        make, fmt = record_type._make, record_type._struct
+        make, fmt = _row_maker(record_type), record_type._struct
     else:
         return None
     fmt = fmt.format if isinstance(fmt, struct.Struct) else fmt
@@ -163,7 +165,7 @@ class Ring:
                     end = start + k * rsize
                     if bulk is not None and bulk.stride == rsize:
                         rows = bulk.unpacker.iter_unpack(self.data[start:end])
-                        out.extend(map(bulk.make, rows) if bulk.make is not None else rows)
+                        out.extend(bulk.make_rows(rows) if bulk.make_rows is not None else rows)
                     else:  # the payloads as bytes, sliced by iter_unpack (no bytecode per record)
                         raws = map(_first, _slicer(rsize, words[(start >> 2) + 2]).iter_unpack(
                             self.data[start:end]))

@@ -168,9 +168,6 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
         check_subprogs(prog)
         check_cfg(prog)
         live_regs(prog)
-        if not caps.bypass_spec_v1 and prog.has_back_edge():
-            raise Reject("bounded loops explored under Spectre v1 speculation (unprivileged) "
-                         "are not modelled", errno=Reject.UNSUPPORTED)
         prog.need = precision_needs(prog)
         env.run()
         _check_stack_depth(env, prog)

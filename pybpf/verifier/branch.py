@@ -168,6 +168,19 @@ def _sync_linked(state, known: Reg) -> None:
                 setattr(r, f, getattr(known, f))
 
 
+def _speculative_path(env, ins, next_idx: int, idx: int) -> None:
+    """sanitize_speculative_path(): a CPU may mispredict a branch the verifier knows the outcome of.
+
+    Without CAP_PERFMON the kernel also walks the direction that cannot happen, as a speculative
+    state whose compared registers are unknown scalars (nothing the comparison taught holds there).
+    """
+    st = env.push_state(next_idx, idx)
+    st.speculative = True
+    st.regs[ins.dst].set_unknown()
+    if ins.opcode & X:
+        st.regs[ins.src].set_unknown()
+
+
 def check_cond_jmp(env, ins, idx: int) -> int | None:
     """Returns the next insn for the current path; may push the other branch.
 
@@ -194,8 +207,12 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
     pred = is_branch_taken(dst, src, op, is32)
     target = idx + ins.off + 1
     if pred == 1:
+        if not env.caps.bypass_spec_v1:
+            _speculative_path(env, ins, idx + 1, idx)
         return target
     if pred == 0:
+        if not env.caps.bypass_spec_v1:
+            _speculative_path(env, ins, target, idx)
         return idx + 1
     other = env.push_state(target, idx)
     oregs = other.regs

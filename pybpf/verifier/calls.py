@@ -11,12 +11,12 @@ import os
 from . import scalar as sc
 from .caps import PERFMON_HELPERS
 from .errors import Reject
-from .helper_names import ALLOWED, MAX_FUNC_ID
+from .helper_names import MAX_FUNC_ID, allowed_helpers
 from .helpers_proto import (ACQUIRE, MAP_TYPES_CGROUP_STORAGE, PKT_ACCESS, PTR_CAST, MAP_TYPE_ARRAY, MAP_TYPE_PERCPU_ARRAY,
                             MAP_TYPE_PERF_EVENT_ARRAY, MAP_TYPE_PROG_ARRAY, MAP_TYPE_QUEUE,
-                            MAP_TYPE_RINGBUF, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE, PROTOS,
+                            MAP_TYPE_RINGBUF, MAP_TYPE_STACK, MAP_TYPE_STACK_TRACE, PROTOS, PROTOS_BY_TYPE,
                             RET_BOUNDED_BY_SIZE, helper_name)
-from .mem import (MAX_VAR_OFF, _check_ptr_off, check_map_access_type, check_mem_access, check_mem_region,
+from .mem import (MAX_VAR_OFF, _check_ptr_off, check_alignment, check_map_access_type, check_mem_access, check_mem_region,
                   check_packet_access, stack_range_initialized)
 from .state import (CONST_PTR_TO_MAP, MAX_CALL_FRAMES, MAYBE_NULL, MEM_RDONLY, MEM_RINGBUF,
                     NOT_INIT, PTR_TO_BUF, PTR_TO_CTX, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE,
@@ -172,7 +172,9 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
             raise Reject(f"R{regno} is not a known constant'")
         meta.mem_size = reg.var_off.value
         return
-    if kind == "ctx":
+    if kind == "ctx?" and _is_null(reg):
+        return
+    if kind in ("ctx", "ctx?"):
         if reg.type != PTR_TO_CTX:
             raise _type_err(regno, reg, "ctx")
         _check_ptr_off(reg, regno)
@@ -186,6 +188,14 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
         if reg.type != PTR_TO_MEM | MEM_RINGBUF:
             raise _type_err(regno, reg, "ringbuf_mem")
         _release_arg(env, regno, reg, meta)
+        return
+    if kind == "sock?":
+        if _is_null(reg):
+            return
+        if reg.type != PTR_TO_SOCKET:
+            raise _type_err(regno, reg, "sock")
+        if reg.ref_obj_id:
+            meta.ref_obj_id = reg.ref_obj_id
         return
     if kind == "sockc":
         if reg.type not in _SOCK_TYPES:
@@ -221,6 +231,10 @@ def _check_arg(env, i: int, kind: str, meta: _Meta, proto) -> None:
                     meta if kind == "uvalue" else None)
     elif kind == "umem":
         meta.raw_regno = regno
+    elif kind == "long":  # a fixed 8 bytes the helper writes; MEM_ALIGNED: then strictly aligned
+        meta.raw_regno = regno
+        _helper_mem(env, regno, 8, True, False, meta)
+        check_alignment(env, reg, 0, 8, True)
 
 
 def _release_arg(env, regno: int, reg: Reg, meta: _Meta) -> None:
@@ -304,12 +318,12 @@ def check_helper_call(env, ins, idx: int) -> None:
         raise Reject(f"invalid func {helper_name(func_id)}#{func_id}", errno=22)
     if env.profile is not None:  # does the helper exist / may this type call it, on that kernel
         env.profile.check_helper(env.prog_type, func_id)
-    allowed = ALLOWED.get(env.prog_type)
+    allowed = allowed_helpers(env.prog_type, env.attach)
     if allowed is None:
         raise Reject(f"helpers of program type {env.prog_type} are not modelled", errno=Reject.UNSUPPORTED)
     if func_id not in allowed or (func_id in PERFMON_HELPERS and not env.caps.perfmon):
         raise Reject(f"program of this type cannot use helper {helper_name(func_id)}#{func_id}", errno=22)
-    proto = PROTOS.get(func_id)
+    proto = PROTOS_BY_TYPE.get((env.prog_type, func_id)) or PROTOS.get(func_id)
     if proto is None:
         raise Reject(f"no prototype for helper {helper_name(func_id)}#{func_id}", errno=Reject.UNSUPPORTED)
     meta = _Meta()
@@ -447,6 +461,9 @@ def _check_return_range(env, r0: Reg) -> None:
         lo, hi = (0, 3) if env.attach == 1 else (0, 1)
     elif pt in (9, 13, 15, 23, 25):
         lo, hi = 0, 1
+    elif pt == 18:  # cgroup_sock_addr: bind may ask for no port reuse check; getters must allow
+        lo, hi = (0, 3) if env.attach in (8, 9) else (
+            (1, 1) if env.attach in (19, 20, 29, 30, 31, 32, 51, 52, 53) else (0, 1))
     elif pt == 30:
         lo, hi = 0, 1
     else:

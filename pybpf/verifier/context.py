@@ -26,7 +26,7 @@ PROG_TYPES = {
 }
 SOCKET_FILTER, KPROBE, SCHED_CLS, SCHED_ACT, TRACEPOINT, XDP, PERF_EVENT, CGROUP_SKB = 1, 2, 3, 4, 5, 6, 7, 8
 RAW_TRACEPOINT = 17
-BPF_XDP_DEVMAP = 38  # enum bpf_attach_type
+BPF_XDP_DEVMAP = 33  # enum bpf_attach_type
 
 # struct __sk_buff field offsets
 SKB_SIZE = 192
@@ -258,11 +258,55 @@ def _cgroup_sock(off, size, write, attach):
     return SCALAR
 
 
+# struct bpf_sock_addr: user_family, user_ip4, user_ip6[4], user_port, family, type, protocol,
+# msg_src_ip4, msg_src_ip6[4], then the sk pointer (8-aligned) at 64
+SA_SIZE, SA_USER_IP4, SA_USER_IP6, SA_USER_PORT, SA_MSG_IP4, SA_MSG_IP6, SA_SK = 72, 4, 8, 24, 40, 44, 64
+# enum bpf_attach_type: which cgroup_sock_addr hooks see which address fields
+INET4_BIND, INET6_BIND, INET4_CONNECT, INET6_CONNECT, UDP4_SENDMSG, UDP6_SENDMSG = 8, 9, 10, 11, 14, 15
+UDP4_RECVMSG, UDP6_RECVMSG = 19, 20
+INET4_GETPEERNAME, INET6_GETPEERNAME, INET4_GETSOCKNAME, INET6_GETSOCKNAME = 29, 30, 31, 32
+SOCK_ADDR_V4 = frozenset({INET4_BIND, INET4_CONNECT, UDP4_SENDMSG, UDP4_RECVMSG, INET4_GETPEERNAME,
+                          INET4_GETSOCKNAME})
+SOCK_ADDR_V6 = frozenset({INET6_BIND, INET6_CONNECT, UDP6_SENDMSG, UDP6_RECVMSG, INET6_GETPEERNAME,
+                          INET6_GETSOCKNAME})
+
+
+def _sock_addr(off, size, write, attach):
+    """sock_addr_is_valid_access(): an address field exists only for the hooks of its family
+    (the unix hooks see none); address and port fields read narrow and write whole; the
+    IPv6 arrays also take 8-byte accesses at 8-aligned offsets inside them."""
+    if off < 0 or off >= SA_SIZE or off % size:
+        return None
+    field = None
+    if _in(off, SA_USER_IP4, 4):
+        field = (SA_USER_IP4, 4) if attach in SOCK_ADDR_V4 else None
+    elif SA_USER_IP6 <= off < SA_USER_IP6 + 16:
+        field = (SA_USER_IP6, 16) if attach in SOCK_ADDR_V6 else None
+    elif _in(off, SA_MSG_IP4, 4):
+        field = (SA_MSG_IP4, 4) if attach == UDP4_SENDMSG else None
+    elif SA_MSG_IP6 <= off < SA_MSG_IP6 + 16:
+        field = (SA_MSG_IP6, 16) if attach == UDP6_SENDMSG else None
+    elif _in(off, SA_USER_PORT, 4):
+        field = (SA_USER_PORT, 4)
+    elif off == SA_SK:
+        return PTR_TO_SOCKET if not write and size == 8 else None
+    else:  # user_family, family, type, protocol: whole-word reads only (60..63 is padding)
+        return SCALAR if not write and size == 4 and off in (0, 28, 32, 36) else None
+    if field is None:
+        return None
+    lo, n = field
+    if size == 8:  # bpf_ctx_wide_access_ok()
+        return SCALAR if n == 16 and off + 8 <= lo + n and off % 8 == 0 else None
+    if write:
+        return SCALAR if size == 4 else None
+    return SCALAR if _narrow(size, 4) else None
+
+
 _RULES = {
     SOCKET_FILTER: _socket_filter, SCHED_CLS: _tc, SCHED_ACT: _tc, CGROUP_SKB: _cgroup_skb,
     XDP: _xdp, KPROBE: _kprobe, TRACEPOINT: _tracepoint, RAW_TRACEPOINT: _raw_tp,
     PERF_EVENT: _perf_event, 14: _sk_skb, 16: _sk_msg, 30: _sk_lookup, 9: _cgroup_sock,
-    10: _lwt, 11: _lwt, 12: _lwt,
+    10: _lwt, 11: _lwt, 12: _lwt, 18: _sock_addr,
 }
 
 

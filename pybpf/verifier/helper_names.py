@@ -4,7 +4,7 @@ Facts recorded from Linux 6.18 (the ``func_proto`` callbacks of each program typ
 the uapi helper list); regenerate with ``tests/verifier/probe_helpers.py`` on a new kernel.
 """
 
-__all__ = ["ALLOWED", "MAX_FUNC_ID"]
+__all__ = ["ALLOWED", "ALLOWED_BY_ATTACH", "MAX_FUNC_ID", "allowed_helpers"]
 
 MAX_FUNC_ID = 212
 
@@ -34,3 +34,42 @@ ALLOWED: dict[int, frozenset[int]] = {
     22: frozenset([1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 26, 35, 37, 42, 55, 80, 87, 88, 89, 93, 94, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 123, 125, 130, 131, 132, 133, 134, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211]),
     23: frozenset([1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 35, 37, 42, 55, 80, 81, 87, 88, 89, 93, 94, 101, 102, 103, 104, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 123, 125, 130, 131, 132, 133, 134, 141, 148, 149, 153, 154, 156, 157, 158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 180, 181, 182, 191, 194, 195, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211]),
 }
+
+
+# (prog type, expected_attach_type) -> allowed helpers, for the types whose get_func_proto()
+# looks at the attach type (cgroup_sock_addr: bpf_bind on connect only, get/set_retval not on the getters) or
+# that load only with one (sk_lookup, cgroup_sockopt). Probed per attach type on 6.18.
+def _delta(base: frozenset[int], add=(), drop=()) -> frozenset[int]:
+    return (base | frozenset(add)) - frozenset(drop)
+
+
+_SOCK_ADDR = frozenset([1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 35, 37, 42, 46, 49, 55, 57, 80, 81, 84, 85, 86, 87, 88, 89, 93, 94, 99, 105, 106, 107, 108, 109, 112, 113, 114, 115, 117, 118, 120, 122, 123, 125, 130, 131, 132, 133, 134, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 186, 187, 191, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211])
+_SOCKOPT_GET = frozenset([1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 35, 37, 42, 55, 80, 81, 87, 88, 89, 93, 94, 96, 105, 106, 107, 108, 109, 112, 113, 114, 115, 117, 118, 120, 122, 123, 125, 130, 131, 132, 133, 134, 141, 148, 149, 153, 154, 156, 157, 158, 164, 165, 169, 170, 171, 172, 175, 176, 177, 180, 181, 182, 186, 187, 191, 194, 195, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211])
+ALLOWED_BY_ATTACH: dict[tuple[int, int], frozenset[int]] = {
+    (18, 8): _delta(_SOCK_ADDR),
+    (18, 9): _delta(_SOCK_ADDR),
+    (18, 10): _delta(_SOCK_ADDR, add=(64,)),
+    (18, 11): _delta(_SOCK_ADDR, add=(64,)),
+    (18, 14): _delta(_SOCK_ADDR),
+    (18, 15): _delta(_SOCK_ADDR),
+    (18, 19): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 20): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 29): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 30): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 31): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 32): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 49): _delta(_SOCK_ADDR),
+    (18, 50): _delta(_SOCK_ADDR),
+    (18, 51): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 52): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (18, 53): _delta(_SOCK_ADDR, drop=(186, 187)),
+    (25, 21): _SOCKOPT_GET,
+    (25, 22): _delta(_SOCKOPT_GET, add=(49, 57), drop=()),
+    (30, 36): frozenset([1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 16, 17, 22, 25, 35, 37, 42, 55, 80, 86, 87, 88, 89, 93, 94, 105, 106, 109, 112, 113, 114, 115, 117, 118, 120, 123, 124, 125, 130, 131, 132, 133, 134, 136, 137, 138, 139, 140, 141, 148, 149, 153, 154, 156, 157, 158, 160, 164, 165, 169, 170, 171, 172, 175, 176, 177, 178, 180, 181, 182, 191, 194, 195, 196, 197, 198, 199, 200, 201, 202, 203, 208, 209, 210, 211]),
+}
+
+
+def allowed_helpers(prog_type: int, attach: int) -> frozenset[int] | None:
+    """The helpers a program of this type and expected_attach_type may call; None if unknown."""
+    got = ALLOWED_BY_ATTACH.get((prog_type, attach))
+    return got if got is not None else ALLOWED.get(prog_type)

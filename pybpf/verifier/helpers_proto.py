@@ -11,6 +11,8 @@ net/core/filter.c, kernel/trace/bpf_trace.c). Argument kinds are short strings:
 ``alloc0``    ARG_CONST_ALLOC_SIZE_OR_ZERO ``ctx``       ARG_PTR_TO_CTX
 ``sk_rel``    ARG_PTR_TO_BTF_ID_SOCK_COMMON|OBJ_RELEASE
 ``sockc``     ARG_PTR_TO_SOCK_COMMON       ``rb_rel``    ARG_PTR_TO_RINGBUF_MEM|OBJ_RELEASE
+``ctx?``      ARG_PTR_TO_CTX_OR_NULL       ``sock?``     ARG_PTR_TO_SOCKET_OR_NULL
+``long``      ARG_PTR_TO_FIXED_SIZE_MEM|MEM_UNINIT|MEM_WRITE|MEM_ALIGNED, 8 bytes (a ``long *``)
 
 
 Return kinds: ``int``, ``void``, ``map_value`` (never NULL), ``map_value?``, ``sock?``, ``sock_common?``,
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["Proto", "PROTOS", "ACQUIRE", "PKT_ACCESS", "PTR_CAST", "helper_name"]
+__all__ = ["Proto", "PROTOS", "PROTOS_BY_TYPE", "ACQUIRE", "PKT_ACCESS", "PTR_CAST", "helper_name"]
 
 
 class Proto(NamedTuple):
@@ -63,17 +65,23 @@ PROTOS: dict[int, Proto] = {
     40: _P("csum_update", "int", ("ctx", "any")),
     41: _P("set_hash_invalid", "void", ("ctx",)),
     42: _P("get_numa_node_id", "int", ()),
+    43: _P("skb_change_head", "int", ("ctx", "any", "any")),
     44: _P("xdp_adjust_head", "int", ("ctx", "any")),
     45: _P("probe_read_str", "int", ("umem", "size0", "any")),
     46: _P("get_socket_cookie", "int", ("ctx",)),
     47: _P("get_socket_uid", "int", ("ctx",)),
+    49: _P("setsockopt", "int", ("ctx", "any", "any", "mem", "size")),
     51: _P("redirect_map", "int", ("map", "any", "any")),
     54: _P("xdp_adjust_meta", "int", ("ctx", "any")),
+    57: _P("getsockopt", "int", ("ctx", "any", "any", "umem", "size")),
     65: _P("xdp_adjust_tail", "int", ("ctx", "any")),
+    64: _P("bind", "int", ("ctx", "mem", "size")),
     67: _P("get_stack", "int", ("ctx", "umem", "size0", "any")),
     68: _P("skb_load_bytes_relative", "int", ("ctx", "any", "umem", "size", "any")),
+    69: _P("fib_lookup", "int", ("ctx", "mem", "size", "any")),
     80: _P("get_current_cgroup_id", "int", ()),
     81: _P("get_local_storage", "map_value", ("map", "any")),
+    82: _P("sk_select_reuseport", "int", ("ctx", "map", "key", "any")),
     84: _P("sk_lookup_tcp", "sock?", ("ctx", "mem", "size", "any", "any")),
     85: _P("sk_lookup_udp", "sock?", ("ctx", "mem", "size", "any", "any")),
     86: _P("sk_release", "int", ("sk_rel",)),
@@ -84,11 +92,14 @@ PROTOS: dict[int, Proto] = {
     96: _P("tcp_sock", "tcp_sock?", ("sockc",)),
     98: _P("get_listener_sock", "sock?", ("sockc",)),
     99: _P("skc_lookup_tcp", "sock_common?", ("ctx", "mem", "size", "any", "any")),
+    106: _P("strtoul", "int", ("mem", "size", "any", "long")),
     112: _P("probe_read_user", "int", ("umem", "size0", "any")),
     113: _P("probe_read_kernel", "int", ("umem", "size0", "any")),
     114: _P("probe_read_user_str", "int", ("umem", "size0", "any")),
     115: _P("probe_read_kernel_str", "int", ("umem", "size0", "any")),
     118: _P("jiffies64", "int", ()),
+    122: _P("get_netns_cookie", "int", ("ctx?",)),
+    124: _P("sk_assign", "int", ("ctx", "sockc", "any")),
     125: _P("ktime_get_boot_ns", "int", ()),
     130: _P("ringbuf_output", "int", ("map", "mem", "size0", "any")),
     131: _P("ringbuf_reserve", "ringbuf_mem?", ("map", "alloc0", "any")),
@@ -96,10 +107,18 @@ PROTOS: dict[int, Proto] = {
     133: _P("ringbuf_discard", "void", ("rb_rel", "any")),
     134: _P("ringbuf_query", "int", ("map", "any")),
     160: _P("ktime_get_coarse_ns", "int", ()),
+    186: _P("get_retval", "int", ()),
+    187: _P("set_retval", "int", ("any",)),
     188: _P("xdp_get_buff_len", "int", ("ctx",)),
     189: _P("xdp_load_bytes", "int", ("ctx", "any", "umem", "size")),
     190: _P("xdp_store_bytes", "int", ("ctx", "any", "mem", "size")),
     208: _P("ktime_get_tai_ns", "int", ()),
+}
+
+# Prototypes that differ by program type (the type's get_func_proto() returns another one).
+PROTOS_BY_TYPE: dict[tuple[int, int], Proto] = {
+    # sk_lookup's bpf_sk_assign() takes a socket or NULL (to clear a previous selection)
+    (30, 124): _P("sk_assign", "int", ("ctx", "sock?", "any")),
 }
 
 # Helpers that may be given packet pointers (bpf_func_proto.pkt_access): a packet pointer

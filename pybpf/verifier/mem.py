@@ -205,6 +205,9 @@ def stack_write_var(env, frame, min_off: int, max_off: int, value: Reg | None, i
         slot = -i - 1
         spi = slot // 8
         s = frame.stack.get(spi)
+        if (zero and s is not None and s.reg is not None and s.types[slot % 8] == STACK_SPILL
+                and s.reg.type == SCALAR and s.reg.is_const and s.reg.var_off.value == 0):
+            continue  # writing zero over a spilled constant zero keeps the spill
         types = list(s.types if s is not None else STACK_INVALID * 8)
         cur = types[slot % 8]
         types[slot % 8] = STACK_ZERO if (zero and cur == STACK_ZERO) else STACK_MISC

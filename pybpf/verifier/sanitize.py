@@ -48,8 +48,16 @@ def _limit(env, ptr: Reg, mask_to_left: bool, ins, op_: int, info: _Info) -> int
     return lim
 
 
-def sanitize_ptr_alu(env, ins, op_: int, ptr: Reg, off: Reg, dstno: int, off_is_dst: bool) -> _Info:
-    """The check before the operation: returns what the commit step needs."""
+def sanitize_ptr_alu(env, ins, op_: int, ptr: Reg, off: Reg, dstno: int,
+                     off_is_dst: bool) -> _Info | None:
+    """The check before the operation: returns what the commit step needs.
+
+    None when a speculation barrier already guards the insn (can_skip_alu_sanitation()).
+    A variable offset is masked at run time; a mispredicted path may see it masked to zero,
+    so the kernel also walks the next insn speculatively with the pointer unmoved.
+    """
+    if env.insn_idx in env.nospec:
+        return None
     info = _Info()
     info.off_regno = dstno if off_is_dst else ins.src
     off_is_imm = not off.var_off.mask
@@ -60,6 +68,10 @@ def sanitize_ptr_alu(env, ins, op_: int, ptr: Reg, off: Reg, dstno: int, off_is_
     info.limit = _limit(env, ptr, info.mask_to_left, ins, op_, info)
     info.state = ((_NEG_VALUE if off_is_neg else 0) | (_IMMEDIATE if off_is_imm else 0)
                   | (_SANITIZE_DST if off_is_dst else _SANITIZE_SRC))
+    if not off_is_imm:  # sanitize_speculative_path(env, NULL, ...): dst is the unmoved pointer
+        spec = env.push_state(env.insn_idx + 1, env.insn_idx)
+        spec.speculative = True
+        spec.regs[dstno] = ptr.copy()
     return info
 
 

@@ -20,7 +20,7 @@ from .caps import PRIVILEGED
 from .calls import check_exit, check_helper_call, check_subprog_call
 from .errors import Reject
 from .mem import check_mem_access
-from .state import (CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .state import (STACK_ZERO, CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
                     STACK_INVALID, STACK_MISC, STACK_SPILL, Frame, Reg, State,
@@ -30,6 +30,7 @@ __all__ = ["Env", "INSN_LIMIT"]
 
 INSN_LIMIT = 1_000_000
 JMP_SEQ_LIMIT = 8192
+_NOSPEC_RECOVERABLE = (1, 13, 22)  # EPERM, EACCES, EINVAL
 _MISMATCH_STRICT = {PTR_TO_CTX, PTR_TO_SOCKET, PTR_TO_SOCK_COMMON, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK}
 
 
@@ -63,6 +64,8 @@ class Env:
         self.caps = PRIVILEGED  # verify() sets the loader's capabilities
         self.strict_alignment = False  # BPF_F_STRICT_ALIGNMENT: verify() sets it from prog_flags
         self.alu_aux: dict[int, tuple] = {}  # insn -> (alu_state, alu_limit), Spectre v1 sanitation
+        self.nospec: set[int] = set()  # insns a speculative path failed at (a barrier is patched in)
+        self.nospec_result: set[int] = set()  # stack stores sanitized for Spectre v4
         self.profile = None  # a profiles.KernelProfile when verifying for another kernel
 
     def leaks(self, regno: int) -> bool:
@@ -135,19 +138,36 @@ class Env:
                         return
                     continue
             if self.print_state:
-                self.verbose(f"\nfrom {st.from_idx} to {idx}: {_fmt_regs(st)}")
+                spec = " (speculative execution)" if st.speculative else ""
+                self.verbose(f"\nfrom {st.from_idx} to {idx}{spec}: {_fmt_regs(st)}")
                 self.print_state = False
             ins = insns[idx]
             if self.log_level:
                 self.verbose(f"{idx}: {_insn_text(ins)}")
+            if st.speculative and idx in self.nospec:  # the barrier ends the mispredicted path
+                if not self._pop():
+                    return
+                continue
             try:
                 if self.profile is not None:  # another kernel's differences (verify(kernel=))
                     self.profile.check_insn(self, ins, idx)
                 nxt = self._step(ins, idx)
             except Reject as r:
+                if st.speculative and r.errno in _NOSPEC_RECOVERABLE:
+                    # error_recoverable_with_nospec(): the kernel patches a speculation barrier
+                    # before this insn instead of refusing the program (6.17+).
+                    self.nospec.add(idx)
+                    self.alu_aux.pop(idx, None)
+                    if not self._pop():
+                        return
+                    continue
                 if r.insn is None:
                     r.insn = idx
                 raise
+            if st.speculative and idx in self.nospec_result:  # the store's barrier ends the path
+                if not self._pop():
+                    return
+                continue
             if self.log_level and self.state is st:
                 shown = _scratched(ins, st)
                 if shown:
@@ -168,6 +188,25 @@ class Env:
             del self.log[self.state.log_pos:]
         self.print_state = bool(self.log_level)
         return True
+
+    def _spec_v4_store(self, ins, idx: int, value: Reg | None) -> None:
+        """check_stack_write_fixed_off(): without CAP_PERFMON a stack store that overwrites
+        anything but data, or spills a pointer, gets a barrier after it (Spectre v4); a
+        speculative path ends once past it."""
+        if self.caps.bypass_spec_v4:
+            return
+        dst = self.state.regs[ins.dst]
+        if dst.type != PTR_TO_STACK or dst.var_off.mask:
+            return
+        off = dst.off + sc.s64(dst.var_off.value) + ins.off
+        if not -512 <= off < 0 or dst.frameno >= len(self.state.frames):
+            return
+        slot = self.state.frames[dst.frameno].stack.get((-off - 1) // 8)
+        types = slot.types if slot is not None else STACK_INVALID * 8
+        size = op.SIZE_BYTES[ins.opcode & 0x18]
+        if (value is not None and value.type not in (SCALAR, NOT_INIT)) or \
+                any(t not in (STACK_MISC, STACK_ZERO) for t in types[:size]):
+            self.nospec_result.add(idx)
 
     def _update_branches(self, st: State | None) -> None:
         first = True
@@ -210,6 +249,7 @@ class Env:
             self._read(ins.src)
             dst = self._read(ins.dst)
             t = dst.type
+            self._spec_v4_store(ins, idx, self.state.regs[ins.src])
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, ins.src)
             self._aux_type(idx, t)
             return idx + 1
@@ -218,6 +258,7 @@ class Env:
                 raise Reject("BPF_ST uses reserved fields", errno=22)
             dst = self._read(ins.dst)
             t = dst.type
+            self._spec_v4_store(ins, idx, None)
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, -1, imm=ins.imm)
             self._aux_type(idx, t)
             return idx + 1
@@ -363,10 +404,12 @@ class Env:
         inprog = self.inprog.get(idx)
         key = None
         if inprog:
-            key = _exact_key(cur)
-            old = inprog.get(key)
-            if old is not None and old.branches:
-                raise Reject(f"infinite loop detected at insn {idx}", idx, errno=22)
+            key = (cur.speculative, _exact_key(cur))
+            # a speculative state never matches a non-speculative one (states_equal())
+            for k in ((False, key[1]), key) if cur.speculative else (key,):
+                old = inprog.get(k)
+                if old is not None and old.branches:
+                    raise Reject(f"infinite loop detected at insn {idx}", idx, errno=22)
             if self.jmps_processed - self.prev_jmps_processed < 20 and \
                     self.insn_processed - self.prev_insn_processed < 100:
                 add = False
@@ -375,7 +418,8 @@ class Env:
             keep = []
             hit = False
             for old in done:
-                if not hit and _states_equal(old, cur, live, exact=False, need=self.prog.need):
+                if not hit and (cur.speculative or not old.speculative) and \
+                        _states_equal(old, cur, live, exact=False, need=self.prog.need):
                     old.hits += 1
                     hit = True
                 else:
@@ -397,7 +441,7 @@ class Env:
         new.insn_idx = idx
         new.branches = 1
         new.parent = cur.parent
-        new.checkpoint = key if key is not None else _exact_key(cur)
+        new.checkpoint = key if key is not None else (cur.speculative, _exact_key(cur))
         cur.parent = new
         self.inprog.setdefault(idx, {})[new.checkpoint] = new
         n = len(self.inprog[idx]) + len(self.done.get(idx, ()))

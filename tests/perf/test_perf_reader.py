@@ -191,6 +191,38 @@ def test_a_raising_callback_loses_nothing(maps):
         assert seen == list(range(50))
 
 
+def test_samples_across_batches_keep_order_and_survive_a_raising_callback(maps):
+    """More records than one internal batch: each callback gets its own Sample (kept ones
+    stay intact), in ring order, and a raise mid-way loses nothing."""
+    from pybpf.perf import Sample
+    from pybpf.perf.reader import _CHUNK
+
+    counter, arr = maps
+    n = 2 * _CHUNK + 77
+    with one_cpu() as cpu, PerfReader(arr, pages=16, record_type=(Event, "<QII")) as reader:
+        run_producer(counter, arr, n)
+        kept = []
+
+        def callback(sample):
+            kept.append(sample)
+            if len(kept) in (_CHUNK - 1, _CHUNK + 5):  # just before and just after a batch boundary
+                raise RuntimeError("callback failed")
+
+        calls = 0
+        while len(kept) < n:
+            calls += 1
+            try:
+                reader.poll(callback, timeout=0)
+            except RuntimeError:
+                pass
+            assert calls < 10
+        assert reader.poll(callback, timeout=0) == 0 and reader.lost == 0
+        assert len({id(s) for s in kept}) == n
+        assert all(type(s) is Sample and s.cpu == cpu and type(s.data) is Event for s in kept)
+        assert [s.data.seq for s in kept] == list(range(n))
+        assert [tuple(s) for s in kept[:2]] == [(cpu, kept[0].data), (cpu, kept[1].data)]
+
+
 def test_poll_without_samples_passes_cpu_and_data(maps):
     counter, arr = maps
     with one_cpu() as cpu, PerfReader(arr, pages=4, record_type=(Event, "<QII")) as reader:

@@ -6,10 +6,11 @@ rule, not a copy of a selftest.
 """
 
 from dsl import (ARRAY, Case, I, MapDef, R, add, call, call_local, exit_, jmp, ld_map, ldx, lookup,
-                 mov, r0, r1, r2, r3, r4, r6, r7, r8, r9, r10, ret, st)
+                 mov, r0, r1, r2, r3, r4, r6, r7, r8, r9, r10, ret, st, sub)
 from pybpf.asm import opcodes as op
 
 SF, KP, CLS, XDP, SK_SKB = 1, 2, 3, 6, 14
+SK_LOOKUP, SK_LOOKUP_ATTACH = 30, 36
 
 ARRAY_RO = MapDef(2, 4, 16, 1, flags=1 << 7, name="array_rdonly_prog")
 ARRAY_WO = MapDef(2, 4, 16, 1, flags=1 << 8, name="array_wronly_prog")
@@ -62,4 +63,13 @@ CASES = [
          [mov(r9, r1), ldx(4, r6, r1, 0), ldx(4, r7, r1, 4), mov(r8, r6), add(r8, 8),
           jmp("jgt", r8, R(7), 4), mov(r1, r9), call_local(4), ldx(1, r0, r6, 0), exit_(), *ret(),
           call(5), *ret()]),
+    # a variable-offset store of zero over a spilled constant zero keeps the known zero (sk_lookup
+    # must return 0 or 1, so the byte read back has to be known)
+    Case("st_var_off_zero_keeps_spilled_zero", SK_LOOKUP,
+         [st(8, r10, -8, 0), call(7), jmp("jle", r0, 7, 2), *ret(), sub(r0, 8), add(r0, r10),
+          st(1, r0, 0, 0), ldx(1, r0, r10, -4), exit_()], attach=SK_LOOKUP_ATTACH),
+    Case("st_var_off_nonzero_forgets_zero", SK_LOOKUP,
+         [st(8, r10, -8, 0), call(7), jmp("jle", r0, 7, 2), *ret(), sub(r0, 8), add(r0, r10),
+          st(1, r0, 0, 1), ldx(1, r0, r10, -4), exit_()],
+         "should have been in [0, 1]", attach=SK_LOOKUP_ATTACH),
 ]
