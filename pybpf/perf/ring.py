@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Iterable
 
-from pybpf.ringbuf.reader import _row_maker
+from pybpf.ringbuf.reader import row_maker
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
 
@@ -64,7 +64,7 @@ class BulkLayout:
     ``unpacker`` spans a whole record (header and padding as pad bytes) so its
     rows are exactly the payload's fields; ``make_rows`` turns an iterable of
     rows into the record type (None: plain tuples), for a stock namedtuple
-    with no Python frame per record (see :func:`pybpf.ringbuf.reader._row_maker`).
+    with no Python frame per record (see :func:`pybpf.ringbuf.reader.row_maker`).
     """
 
     unpacker: struct.Struct
@@ -78,11 +78,11 @@ def bulk_layout(record_type: Any) -> BulkLayout | None:
     with native alignment, fields after the 12-byte prefix would be padded differently."""
     make = None
     if isinstance(record_type, tuple) and len(record_type) == 2:
-        make, fmt = _row_maker(record_type[0]), record_type[1]
+        make, fmt = row_maker(record_type[0]), record_type[1]
     elif isinstance(record_type, struct.Struct):
         fmt = record_type
     elif isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(record_type, "_struct"):
-        make, fmt = _row_maker(record_type), record_type._struct
+        make, fmt = row_maker(record_type), record_type._struct
     else:
         return None
     fmt = fmt.format if isinstance(fmt, struct.Struct) else fmt

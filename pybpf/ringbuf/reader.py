@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
 from pybpf.syscall.map_cmds import map_get_info
 
-__all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE"]
+__all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE", "make_decoder", "row_maker"]
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -93,7 +93,7 @@ _native_u32 = struct.Struct("=I").pack
 _NAMEDTUPLE_MAKE_CODE = namedtuple("_Probe", "x")._make.__func__.__code__
 
 
-def _row_maker(cls: type) -> Callable[[Iterable[tuple]], Iterable[Any]]:
+def row_maker(cls: type) -> Callable[[Iterable[tuple]], Iterable[Any]]:
     """A function turning an iterable of unpacked rows into ``cls`` instances.
 
     A stock namedtuple's ``_make(row)`` is ``tuple.__new__(cls, row)`` plus a length check,
@@ -115,11 +115,11 @@ def _bulk_decoder(record_type: Any):
     stride) for struct-described record types, else None."""
     make = None
     if isinstance(record_type, tuple) and len(record_type) == 2:
-        make, fmt = _row_maker(record_type[0]), record_type[1]
+        make, fmt = row_maker(record_type[0]), record_type[1]
     elif isinstance(record_type, struct.Struct):
         fmt = record_type
     elif isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(record_type, "_struct"):
-        make, fmt = _row_maker(record_type), record_type._struct
+        make, fmt = row_maker(record_type), record_type._struct
     else:
         return None
     fmt = fmt.format if isinstance(fmt, struct.Struct) else fmt
