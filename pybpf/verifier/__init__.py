@@ -27,9 +27,9 @@ Modelled program types: socket_filter, kprobe, sched_cls/act, tracepoint, xdp,
 perf_event, cgroup_skb, raw_tracepoint. Not modelled (``verify`` raises
 NotImplementedError, so a loader can fall back to the kernel): kfuncs, BTF ids
 and BTF-typed program types, callbacks (bpf_loop, for_each_map_elem, timers),
-dynptrs, iterators, spin locks, may_goto, load-acquire/store-release, helpers
-without a prototype in :mod:`.helpers_proto`, and loops in unprivileged mode
-(the kernel explores Spectre v1 speculative paths through them).
+dynptrs, iterators, spin locks, may_goto, load-acquire/store-release, and helpers
+without a prototype in :mod:`.helpers_proto`. Unprivileged (no CAP_PERFMON), the
+walk also follows mispredicted branches as speculative paths, as the kernel does.
 """
 
 from .api import VerifierResult, verify

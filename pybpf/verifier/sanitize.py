@@ -12,12 +12,15 @@ must stay in bounds.
 
 from __future__ import annotations
 
+from pybpf.asm import opcodes as op
+
 from . import scalar as sc
 from . import tnum as tn
 from .errors import Reject
-from .state import MAX_BPF_STACK, PTR_TO_MAP_VALUE, PTR_TO_STACK, Reg
+from .state import (MAX_BPF_STACK, NOT_INIT, PTR_TO_MAP_VALUE, PTR_TO_STACK, SCALAR,
+                    STACK_INVALID, STACK_MISC, STACK_ZERO, Reg)
 
-__all__ = ["sanitize_ptr_alu", "sanitize_commit", "sanitize_check_bounds"]
+__all__ = ["sanitize_ptr_alu", "sanitize_commit", "sanitize_check_bounds", "spec_v4_store"]
 
 _ERR = "pointer arithmetic with it prohibited for !root"
 _NEG_VALUE, _IMMEDIATE, _SANITIZE_SRC, _SANITIZE_DST = 1 << 2, 1 << 3, 1, 2
@@ -102,3 +105,28 @@ def sanitize_check_bounds(env, dst: Reg, regno: int) -> None:
         except Reject:
             raise Reject(f"R{regno} pointer arithmetic of map value goes out of range, "
                          f"prohibited for !root") from None
+
+
+def spec_v4_store(env, ins, idx: int, value: Reg | None) -> None:
+    """check_stack_write_fixed_off(): without CAP_PERFMON a stack store that overwrites anything
+    but data (a spill, uninitialised bytes) or spills a pointer is followed by a speculation
+    barrier (Spectre v4). Its insn is remembered: a speculative path ends once past it.
+
+    The bytes looked at are the ones the store overwrites (measured on 6.18: a u32 store over
+    a u32 spill is fenced, a u32 zero store over zeroed bytes is not).
+    """
+    if env.caps.bypass_spec_v4:
+        return
+    dst = env.state.regs[ins.dst]
+    if dst.type != PTR_TO_STACK or dst.var_off.mask:
+        return
+    off = dst.off + sc.s64(dst.var_off.value) + ins.off
+    if not -MAX_BPF_STACK <= off < 0 or dst.frameno >= len(env.state.frames):
+        return
+    slot = -off - 1
+    old = env.state.frames[dst.frameno].stack.get(slot // 8)
+    types = old.types if old is not None else STACK_INVALID * 8
+    size = op.SIZE_BYTES[ins.opcode & 0x18]
+    if (value is not None and value.type not in (SCALAR, NOT_INIT)) or \
+            any(types[(slot - i) % 8] not in (STACK_MISC, STACK_ZERO) for i in range(size)):
+        env.nospec_result.add(idx)

@@ -6,6 +6,13 @@ the pushed branch later, as the kernel does, so the first error found is the
 kernel's. States are checkpointed at prune points; a path is cut when an
 already fully explored state covers it, and a loop that comes back to an
 identical state is an infinite loop.
+
+Without CAP_PERFMON the kernel also walks speculative paths (branch.py pushes
+the direction a mispredicted branch would take). Such a path ends where the
+kernel fences speculation: an insn it failed at with EPERM/EACCES/EINVAL (the
+kernel patches a barrier there instead of refusing, 6.17+) and a stack store it
+sanitizes for Spectre v4. A speculative checkpoint never prunes, nor counts as
+a loop of, a non-speculative state.
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ from .caps import PRIVILEGED
 from .calls import check_exit, check_helper_call, check_subprog_call
 from .errors import Reject
 from .mem import check_mem_access
-from .state import (STACK_ZERO, CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .sanitize import spec_v4_store
+from .state import (CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
                     STACK_INVALID, STACK_MISC, STACK_SPILL, Frame, Reg, State,
@@ -189,25 +197,6 @@ class Env:
         self.print_state = bool(self.log_level)
         return True
 
-    def _spec_v4_store(self, ins, idx: int, value: Reg | None) -> None:
-        """check_stack_write_fixed_off(): without CAP_PERFMON a stack store that overwrites
-        anything but data, or spills a pointer, gets a barrier after it (Spectre v4); a
-        speculative path ends once past it."""
-        if self.caps.bypass_spec_v4:
-            return
-        dst = self.state.regs[ins.dst]
-        if dst.type != PTR_TO_STACK or dst.var_off.mask:
-            return
-        off = dst.off + sc.s64(dst.var_off.value) + ins.off
-        if not -512 <= off < 0 or dst.frameno >= len(self.state.frames):
-            return
-        slot = self.state.frames[dst.frameno].stack.get((-off - 1) // 8)
-        types = slot.types if slot is not None else STACK_INVALID * 8
-        size = op.SIZE_BYTES[ins.opcode & 0x18]
-        if (value is not None and value.type not in (SCALAR, NOT_INIT)) or \
-                any(t not in (STACK_MISC, STACK_ZERO) for t in types[:size]):
-            self.nospec_result.add(idx)
-
     def _update_branches(self, st: State | None) -> None:
         first = True
         while st is not None:
@@ -249,7 +238,7 @@ class Env:
             self._read(ins.src)
             dst = self._read(ins.dst)
             t = dst.type
-            self._spec_v4_store(ins, idx, self.state.regs[ins.src])
+            spec_v4_store(self, ins, idx, self.state.regs[ins.src])
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, ins.src)
             self._aux_type(idx, t)
             return idx + 1
@@ -258,7 +247,7 @@ class Env:
                 raise Reject("BPF_ST uses reserved fields", errno=22)
             dst = self._read(ins.dst)
             t = dst.type
-            self._spec_v4_store(ins, idx, None)
+            spec_v4_store(self, ins, idx, None)
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, -1, imm=ins.imm)
             self._aux_type(idx, t)
             return idx + 1
