@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Callable, Iterable
 
-from pybpf.ringbuf.reader import row_maker
+from pybpf.ringbuf.reader import record_format
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
 
@@ -76,16 +76,10 @@ def bulk_layout(record_type: Any) -> BulkLayout | None:
     """A :class:`BulkLayout` for struct-described record types (the forms ``make_decoder``
     accepts), or None. Formats need an explicit byte order (``<``, ``>``, ``!``, ``=``):
     with native alignment, fields after the 12-byte prefix would be padded differently."""
-    make = None
-    if isinstance(record_type, tuple) and len(record_type) == 2:
-        make, fmt = row_maker(record_type[0]), record_type[1]
-    elif isinstance(record_type, struct.Struct):
-        fmt = record_type
-    elif isinstance(record_type, type) and issubclass(record_type, tuple) and hasattr(record_type, "_struct"):
-        make, fmt = row_maker(record_type), record_type._struct
-    else:
+    found = record_format(record_type)
+    if found is None:
         return None
-    fmt = fmt.format if isinstance(fmt, struct.Struct) else fmt
+    make, fmt = found
     if not fmt or fmt[0] not in "<>!=":
         return None
     size = struct.calcsize(fmt)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Iterator
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
 from pybpf.syscall.map_cmds import map_get_info
 
-__all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE", "make_decoder", "row_maker"]
+__all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE", "make_decoder", "row_maker", "record_format"]
 
 BUSY_BIT = 1 << 31
 DISCARD_BIT = 1 << 30
@@ -110,9 +110,10 @@ def row_maker(cls: type) -> Callable[[Iterable[tuple]], Iterable[Any]]:
     return lambda rows: map(make, rows)
 
 
-def _bulk_decoder(record_type: Any):
-    """(Struct over header+payload+padding, rows -> records function or None, payload size,
-    stride) for struct-described record types, else None."""
+def record_format(record_type: Any) -> tuple[Callable | None, str] | None:
+    """(rows -> records function or None, struct format) for the struct-described record types
+    the readers decode in bulk: ``(cls, fmt)``, a ``struct.Struct``, or a named tuple with
+    ``_struct``; None for anything else (decoded record by record)."""
     make = None
     if isinstance(record_type, tuple) and len(record_type) == 2:
         make, fmt = row_maker(record_type[0]), record_type[1]
@@ -122,7 +123,16 @@ def _bulk_decoder(record_type: Any):
         make, fmt = row_maker(record_type), record_type._struct
     else:
         return None
-    fmt = fmt.format if isinstance(fmt, struct.Struct) else fmt
+    return make, (fmt.format if isinstance(fmt, struct.Struct) else fmt)
+
+
+def _bulk_decoder(record_type: Any):
+    """(Struct over header+payload+padding, rows -> records function or None, payload size,
+    stride) for struct-described record types, else None."""
+    found = record_format(record_type)
+    if found is None:
+        return None
+    make, fmt = found
     order = fmt[0] if fmt and fmt[0] in "<>!=" else ""
     if not order:
         return None  # native alignment would differ inside the combined format
