@@ -48,20 +48,9 @@ def test_verify_against_kernel(tmp_path, capsys):
     assert "agrees" in capsys.readouterr().out
 
 
-FUZZ_CASE = """# pybpf fuzz disagreement
-# prog_type: socket_filter
-# map m0: type=hash key_size=8 value_size=16 max_entries=4 flags=0
-r1 = map[m0] ll
-*(u64 *)(r10 -8) = 0
-r2 = r10
-r2 += -8
-call 1
-if r0 == 0 goto out
-r0 = *(u64 *)(r0 +16)
-out:
-r0 = 0
-exit
-"""
+FUZZ_CASE = ("# pybpf fuzz disagreement\n# prog_type: socket_filter\n"
+             "# map m0: type=hash key_size=8 value_size=16 max_entries=4 flags=0\n"
+             + PROG.replace("map[m]", "map[m0]"))
 
 
 def test_verify_reads_fuzzer_headers(tmp_path, capsys):
