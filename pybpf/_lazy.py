@@ -8,7 +8,10 @@ the defining submodule on first attribute access.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Iterable
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Callable, Iterable
 
 
 def lazy_exports(package: str, namespace: dict, names: dict[str, str],

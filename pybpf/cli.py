@@ -3,12 +3,15 @@
 Each subcommand lives beside the code it drives (``pybpf/asm/cli.py`` for ``asm``
 and ``disasm``, ...) and is imported only when invoked, so that ``pybpf tool
 execsnoop`` does not pay for importing the verifier or hypothesis.
-A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``,
+and may expose ``parse_plain(argv)``: a namespace for the command lines it can
+read without argparse, else None. ``pybpf tool`` does, because importing
+argparse is start-up time the tools are judged on; argparse stays the
+authority for help and errors.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
@@ -37,10 +40,17 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines), file=out)
         return 0 if out is sys.stdout else 2
     name, rest = argv[0], argv[1:]
+    if name == "tool":  # start-up time is judged: see pybpf.tools
+        from pybpf.tools import pause_gc
+        pause_gc()
     module = importlib.import_module(COMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"pybpf {name}", description=COMMANDS[name][1])
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    plain = getattr(module, "parse_plain", None)
+    args = plain(rest) if plain is not None else None
+    if args is None:
+        import argparse
+        parser = argparse.ArgumentParser(prog=f"pybpf {name}", description=COMMANDS[name][1])
+        module.add_arguments(parser)
+        args = parser.parse_args(rest)
     try:
         return int(module.run(args) or 0)
     except KeyboardInterrupt:

@@ -22,15 +22,18 @@ import contextlib
 import itertools
 import sys
 from contextlib import contextmanager
-from typing import Callable, Iterator, Union
 
 from . import opcodes as op
 from .errors import AssemblerError
 from .instruction import Instruction, encode
 from .registers import R, Reg
 
-Operand = Union[Reg, int]
-Size = Union[int, str]
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Callable, Iterator, Union
+
+    Operand = Union[Reg, int]
+    Size = Union[int, str]
 
 # Frames of this module, and of contextlib (the if_/while_/for_range blocks run
 # inside its __enter__/__exit__), are skipped when recording the caller's line.

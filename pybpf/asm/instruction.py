@@ -12,10 +12,13 @@ from __future__ import annotations
 import struct
 from itertools import accumulate
 from types import CodeType
-from typing import Iterable, Sequence
 
 from . import opcodes as op
 from .errors import AssemblerError
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Iterable, Sequence
 
 _SLOT = struct.Struct("<BBhi")
 _PACKERS: dict[int, struct.Struct] = {}

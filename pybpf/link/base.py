@@ -11,7 +11,6 @@ undo it too.
 from __future__ import annotations
 
 import weakref
-from typing import Iterator
 
 from pybpf.program.types import ProgType
 from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
@@ -19,6 +18,10 @@ from pybpf.syscall.attr_prog import LinkCreateAttr, LinkInfo
 from pybpf.syscall.map_cmds import object_ids, open_objects
 
 from .cleanup import Release
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = ["Link", "FDLink", "link_ids", "link_infos"]
 

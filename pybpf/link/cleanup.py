@@ -19,16 +19,19 @@ events left by dead pybpf processes (their names carry the pid).
 
 from __future__ import annotations
 
+import _thread  # not threading: its import is start-up time every tool would pay
 import atexit
 import itertools
 import os
 import signal
-import threading
-from typing import Callable
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = ["Release", "release_all", "live", "install_signal_handlers", "sweep_stale_probe_events"]
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _live: dict[int, "Release"] = {}
 _ids = itertools.count(1)
 _installed = False
@@ -120,14 +123,15 @@ def install_signal_handlers() -> bool:
     with _lock:
         if _installed:
             return True
-        if threading.current_thread() is not threading.main_thread():
-            return False
         for sig in _HANDLED:
             prev = signal.getsignal(sig)
             if prev is _on_signal:
                 continue
+            try:
+                signal.signal(sig, _on_signal)
+            except ValueError:  # "signal only works in main thread of the main interpreter"
+                return False
             _previous[sig] = prev
-            signal.signal(sig, _on_signal)
         _installed = True
         return True
 
@@ -151,7 +155,7 @@ def _after_fork_in_child() -> None:
     # A forked child shares no kernel-side ownership of the parent's netlink
     # or tracefs attachments: it must not undo them when it exits.
     global _lock
-    _lock = threading.RLock()
+    _lock = _thread.RLock()
     _live.clear()
 
 

@@ -17,12 +17,15 @@ from __future__ import annotations
 import errno
 import gzip
 import os
-from typing import Any
 
 from pybpf.program.types import AttachType
 from pybpf.syscall import BPFPermissionError, InvalidArgument, NotSupported
 
 from .base import FDLink, link_create, prog_fd_of, raw_tracepoint_open
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["TracingLink", "load_tracing", "attach_tracing", "lockdown_mode", "TRACING_KINDS"]
 

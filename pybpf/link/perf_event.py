@@ -9,7 +9,6 @@ kernels only have ``PERF_EVENT_IOC_SET_BPF`` followed by
 from __future__ import annotations
 
 import errno
-from typing import Callable
 
 from pybpf.syscall import FD, BPFError, InvalidArgument, NotSupported
 from pybpf.syscall import perf as _perf
@@ -17,6 +16,10 @@ from pybpf.syscall import perf as _perf
 from pybpf.program.types import AttachType
 
 from .base import Link, link_create, link_info, prog_fd_of
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Callable
 
 __all__ = ["PerfEventLink", "attach_perf_event", "probe_pmu_attr"]
 

@@ -8,12 +8,13 @@ so callers never need to know which types batch.
 from __future__ import annotations
 
 import errno
-from typing import TYPE_CHECKING, Iterator
 
 from pybpf.syscall import map_cmds as cmds
 from pybpf.syscall.errors import BPFError, InvalidArgument, KeyNotFound, NotSupported
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
+    from typing import Iterator
     from .map import Map
 
 __all__ = ["iter_batches", "lookup_all", "update_batch", "delete_batch", "DEFAULT_CHUNK"]

@@ -23,11 +23,14 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
-from typing import Iterator
 
 from pybpf.syscall.map_cmds import map_get_next_key
 
 from .types import MapType
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = ["iter_raw_keys", "MapIterationAborted", "INDEXED_TYPES"]
 

@@ -19,7 +19,10 @@ from __future__ import annotations
 import ctypes
 import struct
 import sys
-from typing import Any, Protocol, runtime_checkable
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["Layout", "RawLayout", "StructLayout", "CtypesLayout", "FdValueLayout", "make_layout",
            "LayoutError"]
@@ -32,13 +35,20 @@ class LayoutError(TypeError):
     """A key or value does not fit the map's layout (wrong size or type)."""
 
 
-@runtime_checkable
-class Layout(Protocol):
+class Layout:
+    """What a map needs from a key or value layout: ``size``, ``encode`` and ``decode``.
+
+    Layouts are duck-typed (any object with these three works, see
+    :func:`make_layout`); the layouts here subclass this to say so.
+    """
+
     size: int
 
-    def encode(self, obj: Any) -> bytes: ...
+    def encode(self, obj: Any) -> bytes:
+        raise NotImplementedError
 
-    def decode(self, buf) -> Any: ...
+    def decode(self, buf) -> Any:
+        raise NotImplementedError
 
 
 def _as_bytes(obj, size: int, what: str) -> bytes | None:
@@ -50,7 +60,7 @@ def _as_bytes(obj, size: int, what: str) -> bytes | None:
     return None
 
 
-class RawLayout:
+class RawLayout(Layout):
     """Uninterpreted bytes of a fixed size; ints are stored in host byte order."""
 
     def __init__(self, size: int, what: str = "value"):
@@ -86,7 +96,7 @@ class RawLayout:
         return f"RawLayout({self.size})"
 
 
-class StructLayout:
+class StructLayout(Layout):
     """A :mod:`struct` format; one field decodes to a scalar, several to a tuple."""
 
     def __init__(self, fmt: str, what: str = "value"):
@@ -149,7 +159,7 @@ class StructLayout:
         return f"StructLayout({self.fmt!r})"
 
 
-class CtypesLayout:
+class CtypesLayout(Layout):
     """A ctypes type. Simple types decode to their ``.value``, arrays to lists (``bytes``
     for ``c_char`` arrays), structures and unions to instances."""
 
@@ -198,7 +208,7 @@ class CtypesLayout:
         return f"CtypesLayout({self.ctype.__name__})"
 
 
-class FdValueLayout:
+class FdValueLayout(Layout):
     """Values of prog arrays, perf event arrays and maps of maps.
 
     User space writes a file descriptor (an int, or any object with ``.fd``:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Any, Iterator
 
 from pybpf.syscall import map_cmds as cmds
 from pybpf.syscall.errors import (BPFError, BPFPermissionError, InvalidArgument, KeyNotFound,
@@ -23,6 +22,10 @@ from .cpus import possible_cpus, round8
 from .iterate import INDEXED_TYPES, iter_raw_keys
 from .spec import MapSpec, MapSpecError
 from .types import KEYLESS_TYPES, MapFlags, MapType, UpdateFlags
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Any, Iterator
 
 __all__ = ["Map"]
 

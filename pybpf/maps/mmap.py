@@ -8,12 +8,13 @@ Programs and user space see the same memory.
 from __future__ import annotations
 
 import mmap as _mmap
-from typing import TYPE_CHECKING, Iterator
 
 from .cpus import round8
 from .types import MapFlags, MapType
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
+    from typing import Iterator
     from .map import Map
 
 __all__ = ["ArrayView"]

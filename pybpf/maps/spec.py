@@ -7,21 +7,22 @@ by tests and by the verifier simulator with no root and no bpf(2).
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from pybpf._record import Record
 
 from .cpus import possible_cpus
 from .layout import FdValueLayout, RawLayout, layout_size, make_layout
 from .lpm import LpmKey
 from .types import FD_VALUE_TYPES, KEYLESS_TYPES, MAP_OF_MAPS_TYPES, MapFlags, MapType
 
+TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
 if TYPE_CHECKING:
+    from typing import Any
+
     from .map import Map
 
 __all__ = ["MapSpec", "MapSpecError"]
 
-_NAME_RE = re.compile(r"[A-Za-z0-9_.]*")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
                           MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS})
 
@@ -37,44 +38,48 @@ def _split(desc) -> tuple[Any, int | None]:
     return desc, None
 
 
-@dataclass(frozen=True)
-class MapSpec:
+class MapSpec(Record):
     """What to create: ``MapSpec(type, key_size, value_size, max_entries, flags, name, ...)``.
 
     ``key``/``value`` are layouts (struct format, ctypes type, layout object or
     None for raw bytes); a size left as None is derived from its layout.
     ``inner`` is the spec of the inner map of an array/hash of maps.
+    Specs are immutable values: equal specs compare and hash equal.
     """
 
-    type: MapType
-    key_size: int | None = None
-    value_size: int | None = None
-    max_entries: int = 1
-    flags: int = 0
-    name: str = ""
-    key: Any = field(default=None, compare=True)
-    value: Any = None
-    inner: MapSpec | None = None
-    map_extra: int = 0
-    numa_node: int | None = None
-    btf: Any = None  # an object with ``.fd`` (loaded BTF), or None
-    btf_key_type_id: int = 0
-    btf_value_type_id: int = 0
+    __slots__ = ("type", "key_size", "value_size", "max_entries", "flags", "name", "key",
+                 "value", "inner", "map_extra", "numa_node", "btf", "btf_key_type_id",
+                 "btf_value_type_id")
 
-    def __post_init__(self) -> None:
-        try:
-            mtype = MapType(self.type)
-        except ValueError:
-            raise MapSpecError(f"unknown map type {self.type!r}") from None
+    type: MapType
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    name: str
+    key: Any
+    value: Any
+    inner: MapSpec | None
+    map_extra: int
+    numa_node: int | None
+    btf: Any  # an object with ``.fd`` (loaded BTF), or None
+    btf_key_type_id: int
+    btf_value_type_id: int
+
+    def __init__(self, type: MapType | int, key_size: int | None = None,
+                 value_size: int | None = None, max_entries: int = 1, flags: int = 0,
+                 name: str = "", key: Any = None, value: Any = None,
+                 inner: MapSpec | None = None, map_extra: int = 0, numa_node: int | None = None,
+                 btf: Any = None, btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> None:
         set_ = object.__setattr__
-        set_(self, "type", mtype)
-        set_(self, "flags", int(self.flags))
-        if not isinstance(self.name, str) or len(self.name) > 15 or \
-                not _NAME_RE.fullmatch(self.name):
-            raise MapSpecError(f"map name {self.name!r}: at most 15 characters from "
+        try:
+            mtype = MapType(type)
+        except ValueError:
+            raise MapSpecError(f"unknown map type {type!r}") from None
+        if not isinstance(name, str) or len(name) > 15 or not _NAME_CHARS.issuperset(name):
+            raise MapSpecError(f"map name {name!r}: at most 15 characters from "
                                f"[A-Za-z0-9_.] (BPF_OBJ_NAME_LEN is 16 with the NUL)")
-        for what in ("key", "value"):
-            desc, given = getattr(self, what), getattr(self, f"{what}_size")
+        for what, desc, given in (("key", key, key_size), ("value", value, value_size)):
             derived = layout_size(desc, what)
             if given is None:
                 given = derived if derived is not None else 0
@@ -84,6 +89,12 @@ class MapSpec:
             if given < 0:
                 raise MapSpecError(f"{what}_size must be >= 0, got {given}")
             set_(self, f"{what}_size", given)
+        for field_, v in (("type", mtype), ("max_entries", max_entries), ("flags", int(flags)),
+                          ("name", name), ("key", key), ("value", value), ("inner", inner),
+                          ("map_extra", map_extra), ("numa_node", numa_node), ("btf", btf),
+                          ("btf_key_type_id", btf_key_type_id),
+                          ("btf_value_type_id", btf_value_type_id)):
+            set_(self, field_, v)
         if mtype in KEYLESS_TYPES and self.key_size:
             raise MapSpecError(f"{mtype.name} maps have no keys: key_size must be 0")
         if mtype in MAP_OF_MAPS_TYPES and self.inner is None:
@@ -121,10 +132,6 @@ class MapSpec:
     def is_percpu(self) -> bool:
         from .types import PERCPU_TYPES
         return self.type in PERCPU_TYPES
-
-    def replace(self, **changes) -> MapSpec:
-        """A copy with some fields changed (``dataclasses.replace``)."""
-        return replace(self, **changes)
 
     def create(self) -> Map:
         """Create the map in the kernel."""

@@ -28,11 +28,10 @@ import errno
 import os
 import select
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import deque, namedtuple
 from itertools import repeat, starmap
-from typing import Any, Callable, Iterator, NamedTuple
 
+from pybpf._record import Record
 from pybpf.ringbuf.reader import make_decoder
 from pybpf.syscall import BadFD, BPFError, Cmd, InvalidArgument, bpf, fd_of
 from pybpf.syscall import perf as _perf
@@ -40,6 +39,10 @@ from pybpf.syscall.attr_map import MapElemAttr
 from pybpf.syscall.map_cmds import map_get_info
 
 from .ring import _PAGE, Ring, bulk_layout
+
+TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterator
 
 __all__ = ["PerfReader", "Sample", "LostRecords", "online_cpus"]
 
@@ -53,24 +56,25 @@ _ALL = 1 << 62
 _CHUNK = 512
 
 
-class Sample(NamedTuple):
-    """One record from ``bpf_perf_event_output``: the CPU and the (decoded) data.
+Sample = namedtuple("Sample", ("cpu", "data"), module=__name__)
+Sample.__doc__ = """One record from ``bpf_perf_event_output``: ``cpu`` (int) and the (decoded) ``data``.
 
-    The kernel pads raw data so that ``u32 size`` + data is 8-byte aligned, so
-    raw ``data`` may be up to 7 bytes longer than what the program wrote. A
-    named tuple, not a dataclass: it is built once per record on the hot path.
-    """
-
-    cpu: int
-    data: Any
+The kernel pads raw data so that ``u32 size`` + data is 8-byte aligned, so
+raw ``data`` may be up to 7 bytes longer than what the program wrote. A
+named tuple, not a record class: it is built once per record on the hot path.
+"""
 
 
-@dataclass(frozen=True, slots=True)
-class LostRecords:
+class LostRecords(Record):
     """A PERF_RECORD_LOST: ``count`` samples the kernel dropped on ``cpu`` (the ring was full)."""
 
+    __slots__ = ("cpu", "count")
     cpu: int
     count: int
+
+    def __init__(self, cpu: int, count: int) -> None:
+        object.__setattr__(self, "cpu", cpu)
+        object.__setattr__(self, "count", count)
 
 
 _tuple_new = tuple.__new__

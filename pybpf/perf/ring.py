@@ -30,13 +30,16 @@ from __future__ import annotations
 import errno
 import mmap
 import struct
-from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any, Callable, Iterable
 
+from pybpf._record import Record
 from pybpf.ringbuf.reader import record_format
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
+
+TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable
 
 __all__ = ["Ring", "BulkLayout", "bulk_layout", "HEADER_SIZE", "RAW_OFFSET"]
 
@@ -57,8 +60,7 @@ def sample_stride(payload: int) -> int:
     return HEADER_SIZE + ((4 + payload + 7) & ~7)
 
 
-@dataclass(frozen=True, slots=True)
-class BulkLayout:
+class BulkLayout(Record):
     """How to decode a run of ``stride``-byte samples with one ``iter_unpack``.
 
     ``unpacker`` spans a whole record (header and padding as pad bytes) so its
@@ -67,9 +69,17 @@ class BulkLayout:
     with no Python frame per record (see :func:`pybpf.ringbuf.reader.row_maker`).
     """
 
+    __slots__ = ("unpacker", "make_rows", "stride")
     unpacker: struct.Struct
     make_rows: Callable[[Iterable[tuple]], Iterable[Any]] | None
     stride: int
+
+    def __init__(self, unpacker: struct.Struct,
+                 make_rows: Callable[[Iterable[tuple]], Iterable[Any]] | None, stride: int):
+        set_ = object.__setattr__
+        set_(self, "unpacker", unpacker)
+        set_(self, "make_rows", make_rows)
+        set_(self, "stride", stride)
 
 
 def bulk_layout(record_type: Any) -> BulkLayout | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import warnings
-from typing import TYPE_CHECKING, Any
 
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, slot_offsets
@@ -29,7 +28,9 @@ from pybpf.syscall.map_cmds import obj_get, obj_pin, prog_get_fd_by_id
 from .spec import ProgramSpec
 from .types import ProgType
 
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
+    from typing import Any
     from .info import ProgramInfo
     from .run import TestRunResult
 

@@ -7,67 +7,92 @@ specs can be built, compared and checked without root.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
+from pybpf._record import Record
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, decode, encode, slot_offsets
 
-from .types import AttachType, ProgType, attach_type, prog_type
+from .types import AttachType, ProgType, attach_type
+from .types import prog_type as prog_type_
 
+TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
 if TYPE_CHECKING:
+    from typing import Any
+
     from .load import Program
 
 __all__ = ["ProgramSpec"]
 
-_NAME = re.compile(r"^[A-Za-z0-9_.]*$")
+_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 BPF_OBJ_NAME_LEN = 16
 
 
-@dataclass(frozen=True, eq=False)
-class ProgramSpec:
+class ProgramSpec(Record):
     """What to load: instructions, program type and the load attributes.
 
     ``insns`` is a list of :class:`~pybpf.asm.instruction.Instruction`, an
     object with ``.insns`` and ``.labels`` (a :class:`~pybpf.asm.builder.Builder`),
     or raw bytecode. ``ld_imm64`` instructions whose ``map`` is set are
     relocated to that map's fd at load time; a map *spec* there is created and
-    owned by the loaded program.
+    owned by the loaded program. Specs are immutable; two specs are equal only
+    if they are the same object (instruction lists are not compared).
     """
 
-    insns: Any
-    prog_type: ProgType | int | str
-    license: str = "GPL"
-    name: str = ""
-    expected_attach_type: AttachType | int | str | None = None
-    attach_btf_id: int | None = None
-    attach_prog_fd: int | None = None  # also attach_btf_obj_fd (a union in bpf_attr)
-    prog_flags: int = 0
-    kern_version: int = 0
-    labels: dict[str, int] | None = None
-    prog_btf_fd: int | None = None
-    func_info: bytes | None = None
-    func_info_rec_size: int = 0
-    line_info: bytes | None = None
-    line_info_rec_size: int = 0
-    ifindex: int = 0
-    fd_array: tuple[int, ...] = field(default=())
+    __slots__ = ("insns", "prog_type", "license", "name", "expected_attach_type",
+                 "attach_btf_id", "attach_prog_fd", "prog_flags", "kern_version", "labels",
+                 "prog_btf_fd", "func_info", "func_info_rec_size", "line_info",
+                 "line_info_rec_size", "ifindex", "fd_array")
+    _compare = ()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "prog_type", prog_type(self.prog_type))
-        if self.expected_attach_type is not None:
-            object.__setattr__(self, "expected_attach_type", attach_type(self.expected_attach_type))
-        if len(self.name) >= BPF_OBJ_NAME_LEN or not _NAME.match(self.name):
-            raise ValueError(f"invalid program name {self.name!r}: the kernel accepts at most "
+    insns: Any
+    prog_type: ProgType
+    license: str
+    name: str
+    expected_attach_type: AttachType | None
+    attach_btf_id: int | None
+    attach_prog_fd: int | None  # also attach_btf_obj_fd (a union in bpf_attr)
+    prog_flags: int
+    kern_version: int
+    labels: dict[str, int] | None
+    prog_btf_fd: int | None
+    func_info: bytes | None
+    func_info_rec_size: int
+    line_info: bytes | None
+    line_info_rec_size: int
+    ifindex: int
+    fd_array: tuple[int, ...]
+
+    def __init__(self, insns: Any, prog_type: ProgType | int | str, license: str = "GPL",
+                 name: str = "", expected_attach_type: AttachType | int | str | None = None,
+                 attach_btf_id: int | None = None, attach_prog_fd: int | None = None,
+                 prog_flags: int = 0, kern_version: int = 0,
+                 labels: dict[str, int] | None = None, prog_btf_fd: int | None = None,
+                 func_info: bytes | None = None, func_info_rec_size: int = 0,
+                 line_info: bytes | None = None, line_info_rec_size: int = 0, ifindex: int = 0,
+                 fd_array: tuple[int, ...] = ()) -> None:
+        if not isinstance(name, str) or len(name) >= BPF_OBJ_NAME_LEN or \
+                not _NAME_CHARS.issuperset(name):
+            raise ValueError(f"invalid program name {name!r}: the kernel accepts at most "
                              f"{BPF_OBJ_NAME_LEN - 1} characters from [A-Za-z0-9_.]")
-        if not isinstance(self.insns, (bytes, bytearray, memoryview, list, tuple)) \
-                and not hasattr(self.insns, "insns"):
+        if not isinstance(insns, (bytes, bytearray, memoryview, list, tuple)) \
+                and not hasattr(insns, "insns"):
             raise TypeError(f"insns must be a list of Instruction, a Builder (.insns/.labels) or "
-                            f"bytecode, not {type(self.insns).__name__}")
-        if isinstance(self.insns, (bytes, bytearray, memoryview)) and len(self.insns) % 8:
-            raise ValueError(f"bytecode length {len(self.insns)} is not a multiple of 8 "
-                             f"(truncated instruction at byte offset {len(self.insns) // 8 * 8})")
+                            f"bytecode, not {type(insns).__name__}")
+        if isinstance(insns, (bytes, bytearray, memoryview)) and len(insns) % 8:
+            raise ValueError(f"bytecode length {len(insns)} is not a multiple of 8 "
+                             f"(truncated instruction at byte offset {len(insns) // 8 * 8})")
+        if expected_attach_type is not None:
+            expected_attach_type = attach_type(expected_attach_type)
+        set_ = object.__setattr__
+        for field_, v in (("insns", insns), ("prog_type", prog_type_(prog_type)),
+                          ("license", license), ("name", name),
+                          ("expected_attach_type", expected_attach_type),
+                          ("attach_btf_id", attach_btf_id), ("attach_prog_fd", attach_prog_fd),
+                          ("prog_flags", prog_flags), ("kern_version", kern_version),
+                          ("labels", labels), ("prog_btf_fd", prog_btf_fd),
+                          ("func_info", func_info), ("func_info_rec_size", func_info_rec_size),
+                          ("line_info", line_info), ("line_info_rec_size", line_info_rec_size),
+                          ("ifindex", ifindex), ("fd_array", fd_array)):
+            set_(self, field_, v)
 
     # ------------------------------------------------------------ instructions
     @property

@@ -31,10 +31,13 @@ import struct
 import time
 from collections import deque, namedtuple
 from itertools import repeat
-from typing import Any, Callable, Iterable, Iterator
 
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
 from pybpf.syscall.map_cmds import map_get_info
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Any, Callable, Iterable, Iterator
 
 __all__ = ["RingBuffer", "Record", "BUSY_BIT", "DISCARD_BIT", "HEADER_SIZE", "make_decoder", "row_maker", "record_format"]
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import Iterator
 
 from .attr_map import (BpfMapInfo, EnableStatsAttr, GetIdAttr, InfoByFdAttr, MapBatchAttr,
                        MapCreateAttr, MapElemAttr, ObjPinAttr)
 from .bpf import Cmd, bpf
 from .errors import BadFD, BPFError, KeyNotFound, ObjectNotFound
 from .fd import FD
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Iterator
 
 __all__ = [
     "map_create", "map_lookup_elem", "map_update_elem", "map_delete_elem", "map_get_next_key",

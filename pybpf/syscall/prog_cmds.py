@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import errno
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+from pybpf._record import Record
 
 from .attr_prog import (BPF_OBJ_NAME_LEN, BtfLoadAttr, LinkCreateAttr, LinkDetachAttr, LinkInfo,
                         LinkUpdateAttr, ProgAttachAttr, ProgInfo, ProgLoadAttr, ProgQueryAttr,
@@ -22,6 +22,7 @@ from .bpf import Cmd, bpf
 from .errors import BPFError, ObjectNotFound
 from .map_cmds import obj_get_info_by_fd
 
+TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
 if TYPE_CHECKING:
     from .prog_results import ProgInfoFull, QueryResult, TestRunOutput
 
@@ -56,13 +57,19 @@ def _log_text(log) -> str:
     return log.value.decode(errors="replace") if log is not None else ""
 
 
-@dataclass(frozen=True)
-class LoadResult:
+class LoadResult(Record):
     """A successful BPF_PROG_LOAD: the raw fd (caller owns it) and the verifier log if asked."""
 
+    __slots__ = ("fd", "log", "log_true_size")
     fd: int
     log: str
     log_true_size: int
+
+    def __init__(self, fd: int, log: str, log_true_size: int) -> None:
+        set_ = object.__setattr__
+        set_(self, "fd", fd)
+        set_(self, "log", log)
+        set_(self, "log_true_size", log_true_size)
 
 
 def prog_load(insns: bytes, prog_type: int, *, license: str = "GPL", name: str = "",

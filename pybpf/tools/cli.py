@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib
+
+TYPE_CHECKING = False  # typing and argparse are not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    import argparse
 
 TOOLS = {
     "hello": "print a line for every execve (bpf_trace_printk)",
@@ -16,9 +19,26 @@ TOOLS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    import argparse  # already imported by whoever built ``parser``
     parser.add_argument("name", choices=sorted(TOOLS), metavar="NAME",
                         help="one of: " + ", ".join(f"{k} ({v})" for k, v in TOOLS.items()))
     parser.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own options")
+
+
+def parse_plain(argv: list[str]) -> object | None:
+    """What :func:`add_arguments`' parser makes of ``argv``, without argparse; None if unsure.
+
+    A tool is judged on its start-up time and ``import argparse`` is a good
+    part of it (see :class:`pybpf.tools.common.Options`). ``pybpf tool NAME
+    ARGS`` is read here when NAME is a tool and ARGS has no ``--`` (which
+    argparse's REMAINDER treats specially); anything else returns None for the
+    caller to hand to argparse, which prints the help and the errors. The tool
+    then parses ARGS itself.
+    """
+    if not argv or argv[0] not in TOOLS or "--" in argv[1:]:
+        return None
+    from types import SimpleNamespace
+    return SimpleNamespace(name=argv[0], args=list(argv[1:]))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,22 +6,206 @@ per event (one per line), which is what scripts and tests read.
 
 from __future__ import annotations
 
-import argparse
 import os
 import signal
 import sys
 import time
-from typing import Callable, Iterable
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
+if TYPE_CHECKING:
+    import argparse
+    from typing import Callable, Iterable, NoReturn
 
 CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
 
 
-def parser(name: str, description: str, *, pid: bool = True) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"pybpf tool {name}", description=description)
+class _Option:
+    """One declared option: what the plain parser needs to know about it."""
+
+    __slots__ = ("names", "dest", "flag", "type", "choices", "default", "required", "kwargs")
+
+    def __init__(self, names: tuple[str, ...], kwargs: dict) -> None:
+        self.names = names
+        self.kwargs = kwargs                     # passed on unchanged to add_argument
+        longs = [n for n in names if n.startswith("--")]
+        self.dest = (longs or names)[0].lstrip("-").replace("-", "_")  # argparse's rule
+        self.flag = kwargs.get("action") == "store_true"
+        self.type = kwargs.get("type")
+        self.choices = kwargs.get("choices")
+        self.required = kwargs.get("required", False)
+        self.default = kwargs.get("default", False if self.flag else None)
+
+
+class Options:
+    """A tool's options, declared once; plain command lines are parsed without argparse.
+
+    Why: a tool is judged on the wall time from process start to its first
+    event, and importing argparse and building a parser costs more than the
+    rest of option handling put together (it imports re, enum, gettext and
+    locale, and its help formatter shutil with fnmatch, zlib, bz2 and lzma).
+    Typical command lines (``--json -p 42 --duration=5 -U``) need none of
+    that, so :meth:`parse` reads them here. Anything else -- ``-h``/``--help``,
+    an unknown or abbreviated option, a missing or malformed value, a value
+    starting with ``-``, bundled short flags, ``--`` -- goes to a real
+    :class:`argparse.ArgumentParser` built from the same declarations, which
+    stays the authority: its help text, its error messages and exit status 2,
+    its abbreviations. The plain reading accepts only what argparse would
+    accept with the same result (tests/tools/test_options.py checks that).
+
+    :meth:`add` takes the subset of ``add_argument`` the tools use: option
+    strings (``-s`` and/or ``--long``), ``type`` (int, float or str),
+    ``action="store_true"``, ``choices``, ``default``, ``required``, ``help``
+    and ``metavar``.
+    """
+
+    def __init__(self, prog: str, description: str | None = None) -> None:
+        self.prog = prog
+        self.description = description
+        self._options: list[_Option] = []
+        self._by_name: dict[str, _Option] = {}
+        self._parser: argparse.ArgumentParser | None = None
+
+    def add(self, *names: str, type: type | None = None, action: str | None = None,
+            choices: tuple | None = None, default: object = None, required: bool = False,
+            help: str | None = None, metavar: str | None = None) -> None:
+        """Declare an option, as ``ArgumentParser.add_argument`` would."""
+        for name in names:
+            if not name.startswith("-") or name in ("-", "--") or \
+                    (not name.startswith("--") and len(name) != 2):
+                raise ValueError(f"option {name!r}: expected -x or --long (positional "
+                                 "arguments and long single-dash options are not supported)")
+            if name in self._by_name or name in ("-h", "--help"):
+                raise ValueError(f"option {name!r} is declared twice (-h/--help is argparse's)")
+        if action not in (None, "store_true"):
+            raise ValueError(f"option {names[0]}: action {action!r} is not supported "
+                             "(only store_true)")
+        if type not in (None, int, float, str):
+            raise ValueError(f"option {names[0]}: type {type!r} is not supported "
+                             "(int, float or str)")
+        if action == "store_true" and (type or choices or metavar):
+            raise ValueError(f"option {names[0]}: store_true takes no type, choices or metavar")
+        given = {"type": type, "action": action, "choices": choices, "default": default,
+                 "required": required, "help": help, "metavar": metavar}
+        kwargs = {k: v for k, v in given.items() if v is not None and v is not False}
+        if default is False:  # a meaningful default, unlike the None/False "not given" above
+            kwargs["default"] = False
+        option = _Option(names, kwargs)
+        self._options.append(option)
+        for name in names:
+            self._by_name[name] = option
+
+    def parse(self, argv: list[str] | None = None) -> object:
+        """The parsed options, with the attributes and defaults argparse would give.
+
+        Exits with status 0 after printing help, or 2 after argparse's usage
+        and error message, exactly as ``ArgumentParser.parse_args`` does.
+        """
+        argv = sys.argv[1:] if argv is None else list(argv)
+        args = self.parse_plain(argv)
+        return self.argparser().parse_args(argv) if args is None else args
+
+    def error(self, message: str) -> NoReturn:
+        """Print usage and ``message`` and exit with status 2 (``ArgumentParser.error``)."""
+        self.argparser().error(message)
+
+    def argparser(self) -> argparse.ArgumentParser:
+        """The real argparse parser for the same declarations (built once, on demand)."""
+        if self._parser is None:
+            import argparse
+            self._parser = argparse.ArgumentParser(prog=self.prog, description=self.description)
+            for option in self._options:
+                self._parser.add_argument(*option.names, **option.kwargs)
+        return self._parser
+
+    def parse_plain(self, argv: list[str]) -> object | None:
+        """The options of a plain command line without argparse, or None to let argparse decide.
+
+        When not None, the result has the attributes argparse would give
+        (``vars()`` equal to ``parse_args(argv)``'s).
+        """
+        values = {}
+        i, n = 0, len(argv)
+        while i < n:
+            arg = argv[i]
+            i += 1
+            if arg[:1] != "-" or arg in ("-", "--"):
+                return None                      # positional or "--": none of the tools has any
+            if arg[1] == "-":
+                name, eq, value = arg.partition("=")
+                option = self._by_name.get(name)
+                if option is None:
+                    return None                  # unknown or abbreviated: argparse resolves it
+                if option.flag:
+                    if eq:
+                        return None              # --json=x: argparse's error
+                    values[option.dest] = True
+                    continue
+                if not eq:
+                    if i == n or argv[i][:1] == "-":
+                        return None              # missing value, or one argparse may not take
+                    value = argv[i]
+                    i += 1
+            else:
+                option = self._by_name.get(arg[:2])
+                if option is None:
+                    return None
+                if option.flag:
+                    if len(arg) > 2:
+                        return None              # -Uj: bundled flags
+                    values[option.dest] = True
+                    continue
+                if len(arg) > 2:
+                    value = arg[2:]              # -p42
+                    if "=" in value or any(s.startswith(arg) for s in self._by_name):
+                        return None              # -p=42 and prefix matches vary by version
+                elif i == n or argv[i][:1] == "-":
+                    return None
+                else:
+                    value = argv[i]
+                    i += 1
+            converted = _convert(option, value)
+            if converted is _INVALID:
+                return None
+            values[option.dest] = converted
+        result = {}                              # in declaration order, as argparse's
+        for option in self._options:
+            if option.dest in values:
+                result[option.dest] = values[option.dest]
+                continue
+            if option.required:
+                return None
+            default = option.default
+            if isinstance(default, str) and option.type is not None:
+                default = _convert(option, default)  # argparse converts string defaults
+                if default is _INVALID:
+                    return None
+            result[option.dest] = default
+        from types import SimpleNamespace
+        return SimpleNamespace(**result)
+
+
+_INVALID = object()
+
+
+def _convert(option: _Option, value: str) -> object:
+    """``value`` after ``type`` and the ``choices`` check, or _INVALID (argparse's error)."""
+    if option.type is not None:
+        try:
+            value = option.type(value)
+        except (TypeError, ValueError):
+            return _INVALID
+    if option.choices is not None and value not in option.choices:
+        return _INVALID
+    return value
+
+
+def parser(name: str, description: str, *, pid: bool = True) -> Options:
+    """The options every tool has: ``-p/--pid`` (unless ``pid=False``), ``--json``, ``-d``."""
+    p = Options(f"pybpf tool {name}", description)
     if pid:
-        p.add_argument("-p", "--pid", type=int, help="trace this process id only")
-    p.add_argument("--json", action="store_true", help="print one JSON object per event")
-    p.add_argument("-d", "--duration", type=float, help="stop after this many seconds")
+        p.add("-p", "--pid", type=int, help="trace this process id only")
+    p.add("--json", action="store_true", help="print one JSON object per event")
+    p.add("-d", "--duration", type=float, help="stop after this many seconds")
     return p
 
 
@@ -125,11 +309,11 @@ def own_pid() -> int:
     return os.getpid()
 
 
-def add_attach_option(p: argparse.ArgumentParser) -> None:
+def add_attach_option(p: Options) -> None:
     """``--attach auto|kprobe|tracepoint``: auto picks kprobes where the kernel has them."""
-    p.add_argument("--attach", choices=("auto", "kprobe", "tracepoint"), default="auto",
-                   help="attach point: kprobe where the kernel has kprobes (auto), else the "
-                        "matching tracepoint")
+    p.add("--attach", choices=("auto", "kprobe", "tracepoint"), default="auto",
+          help="attach point: kprobe where the kernel has kprobes (auto), else the "
+               "matching tracepoint")
 
 
 def run_until_stopped(stop: "Stop", poll: Callable[[float], object]) -> None:

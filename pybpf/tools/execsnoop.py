@@ -61,11 +61,17 @@ def attach(prog, mode: str):
         "tracepoint sched:sched_process_exec"
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """execsnoop's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Trace new processes (successful execve): PID and command name.")
     common.add_attach_option(p)
-    p.add_argument("-U", "--print-uid", action="store_true", help="print the UID column")
-    args = p.parse_args(argv)
+    p.add("-U", "--print-uid", action="store_true", help="print the UID column")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     common.require_root(NAME)
     columns = [("pid", "%-7s")] + ([("uid", "%-6s")] if args.print_uid else []) + [("comm", "%s")]
     out = common.Output(args.json, columns)

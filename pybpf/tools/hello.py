@@ -80,10 +80,16 @@ def attach(prog, mode: str):
         "tracepoint syscalls:sys_enter_execve"
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """hello's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Print 'Hello from the kernel!' for every execve (bpf_trace_printk).")
     common.add_attach_option(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     common.require_root(NAME)
     out = common.Output(args.json, [("time", "%-18s"), ("comm", "%-16s"), ("pid", "%-7s"),
                                     ("message", "%s")])

@@ -7,7 +7,9 @@ layout past bucket 32) follows BCC exactly.
 
 from __future__ import annotations
 
-from typing import Sequence
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Sequence
 
 STARS_MAX = 40
 

@@ -89,12 +89,18 @@ def attach(prog, mode: str):
         "tracepoint syscalls:sys_enter_openat"
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """opensnoop's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Trace openat() calls: PID, command and file name.")
-    p.add_argument("--path", default="", metavar="PREFIX",
-                   help="only files whose name starts with PREFIX, e.g. /etc/ (checked in-kernel)")
+    p.add("--path", default="", metavar="PREFIX",
+          help="only files whose name starts with PREFIX, e.g. /etc/ (checked in-kernel)")
     common.add_attach_option(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     common.require_root(NAME)
     out = common.Output(args.json, [("pid", "%-7s"), ("comm", "%-16s"), ("file", "%s")])
     prefix = args.path.encode()

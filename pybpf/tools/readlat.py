@@ -19,7 +19,6 @@ or a kprobe/kretprobe pair on the ``read`` syscall where the kernel has kprobes.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -102,13 +101,20 @@ def histogram_json(counts: list[int]) -> str:
         if n:
             low, high = (1 << i) >> 1, (1 << i) - 1
             rows.append({"bucket": i, "low": max(0, low - (low == high)), "high": high, "count": n})
+    import json  # only --json pays for it (json brings re)
     return json.dumps({"unit": "usecs", "total": sum(counts), "buckets": rows})
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """readlat's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Summarize read() latency as a log2 histogram (microseconds).")
     common.add_attach_option(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     common.require_root(NAME)
     maps = {}
 

@@ -16,11 +16,14 @@ import contextlib
 import os
 import struct
 import sys
-from typing import Any, Callable
 
 from pybpf.asm import Builder, Reg, r1, r2, r3, r4, r5, r10, w3
 from pybpf.maps import Map, MapSpec
 from pybpf.program import Program, ProgramSpec
+
+TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 __all__ = ["load", "attach_mode", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
            "fail", "run", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
@@ -105,12 +108,14 @@ def run(name: str, duration: float | None,
     open (readlat prints its histogram there). Errors are printed without a
     traceback and give exit status 1.
     """
+    from . import resume_gc
     from .common import Stop, run_until_stopped
 
     stop = Stop(duration)  # installed first: a signal during setup still ends cleanly
     try:
         with contextlib.ExitStack() as stack:
             what, poll = start(stack)
+            resume_gc()  # set up: collect normally from here on (see pybpf.tools)
             if header is not None:
                 header()
             announce(what)
@@ -128,6 +133,7 @@ def run(name: str, duration: float | None,
         return fail(name, exc)
     finally:
         stop.restore()
+        resume_gc()
     return 0
 
 

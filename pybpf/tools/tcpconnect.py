@@ -177,12 +177,18 @@ def decode(rec: tuple) -> dict:
             "daddr": dst, "sport": sport or None, "dport": dport}
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """tcpconnect's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Trace outbound TCP connects (IPv4 and IPv6).")
-    p.add_argument("--ringbuf", action="store_true",
-                   help="deliver records through a ring buffer instead of a perf event array")
+    p.add("--ringbuf", action="store_true",
+          help="deliver records through a ring buffer instead of a perf event array")
     common.add_attach_option(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     common.require_root(NAME)
     out = common.Output(args.json, [("pid", "%-7s"), ("comm", "%-16s"), ("ip", "%-2s"),
                                     ("saddr", "%-16s"), ("daddr", "%-16s"), ("dport", "%s")])

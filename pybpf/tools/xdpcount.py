@@ -127,16 +127,22 @@ def totals(counters) -> dict[str, dict[str, int]]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
+def options() -> common.Options:
+    """xdpcount's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Count packets and bytes per protocol on an interface (XDP).",
                       pid=False)
-    p.add_argument("-i", "--interface", required=True, help="network interface to watch")
-    p.add_argument("--drop-port", type=int, default=0, metavar="N",
-                   help="drop TCP and UDP packets to destination port N")
-    p.add_argument("--interval", type=float, default=1.0, help="seconds between tables")
-    p.add_argument("--mode", choices=("generic", "driver"), default=None,
-                   help="XDP hook (default: the driver's if it has one, else generic)")
-    args = p.parse_args(argv)
+    p.add("-i", "--interface", required=True, help="network interface to watch")
+    p.add("--drop-port", type=int, default=0, metavar="N",
+          help="drop TCP and UDP packets to destination port N")
+    p.add("--interval", type=float, default=1.0, help="seconds between tables")
+    p.add("--mode", choices=("generic", "driver"), default=None,
+          help="XDP hook (default: the driver's if it has one, else generic)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = options()
+    args = p.parse(argv)
     if not 0 <= args.drop_port <= 65535:
         p.error(f"--drop-port {args.drop_port}: not a port number (0-65535)")
     common.require_root(NAME)
