@@ -1,7 +1,7 @@
 """Time to first event: pybpf's execsnoop/opensnoop against bpftrace and BCC.
 
 For each tool and implementation: start the process, keep triggering the
-event (exec /bin/true, or open a marker file, every 10 ms), and measure the
+event (exec /bin/true, or open a marker file, every 2 ms), and measure the
 wall time from process start until the first event line appears on its
 stdout, and the CPU time the process had used by then (summed over its
 threads from /proc/PID/task/*/schedstat, read when the line arrives); then
@@ -337,9 +337,10 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--no-install", action="store_true", help="do not apt-get install anything")
     p.add_argument("--only", default="pybpf,pybpf-cli,floor,bpftrace,bcc")
-    p.add_argument("--period", type=float, default=10.0,
+    p.add_argument("--period", type=float, default=2.0,
                    help="milliseconds between triggered events (the first event waits for the "
-                        "next trigger: half a period on average, for every implementation)")
+                        "next trigger: half a period on average, for every implementation; "
+                        "with 10 ms, medians jump in 10 ms steps)")
     p.add_argument("--tools", default="execsnoop,opensnoop")
     p.add_argument("--python", action="append", default=[], metavar="NAME=PATH",
                    help="also measure the pybpf of this interpreter (rows pybpf[NAME], "

@@ -8,24 +8,23 @@ instead of hard-coding offset 24, and lets user space decode raw records.
 from __future__ import annotations
 
 import os
-import re
 import struct
-from dataclasses import dataclass
+
+from pybpf._record import Record
 
 from .mount import TracefsError, _check_names, read_file, tracefs_path, tracepoint_id
 
 __all__ = ["Field", "EventFormat", "parse_format", "event_format", "tracepoint_id",
            "list_events", "list_categories"]
 
-_FIELD_RE = re.compile(
-    r"^\s*field:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
-    r"\s*signed:(?P<signed>-?\d+);")
-_DECL_RE = re.compile(r"^(?P<type>.*?)\s*\b(?P<name>[A-Za-z_]\w*)\s*(?:\[(?P<len>[^\]]*)\])?$")
+# Parsed with str methods, not regular expressions: opensnoop reads a format at start-up,
+# and importing re is start-up time (see pybpf._record for why these are not dataclasses).
+_IDENT_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_IDENT = _IDENT_START | frozenset("0123456789")
 _INT_FORMATS = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(Record):
     """One ``field:`` line.
 
     ``type`` is the C type without the name or array suffix (``"char"`` for
@@ -34,14 +33,23 @@ class Field:
     within the record, high 16 bits its length.
     """
 
+    __slots__ = ("name", "type", "offset", "size", "signed", "array_len", "data_loc", "rel_loc")
     name: str
     type: str
     offset: int
     size: int
     signed: bool
-    array_len: int | None = None
-    data_loc: bool = False
-    rel_loc: bool = False
+    array_len: int | None
+    data_loc: bool
+    rel_loc: bool
+
+    def __init__(self, name: str, type: str, offset: int, size: int, signed: bool,
+                 array_len: int | None = None, data_loc: bool = False,
+                 rel_loc: bool = False) -> None:
+        for field_, v in (("name", name), ("type", type), ("offset", offset), ("size", size),
+                          ("signed", signed), ("array_len", array_len), ("data_loc", data_loc),
+                          ("rel_loc", rel_loc)):
+            object.__setattr__(self, field_, v)
 
     @property
     def is_pointer(self) -> bool:
@@ -83,15 +91,21 @@ class Field:
         return raw
 
 
-@dataclass(frozen=True)
-class EventFormat:
+class EventFormat(Record):
     """A parsed ``format`` file."""
 
+    __slots__ = ("category", "name", "id", "fields", "print_fmt")
     category: str
     name: str
     id: int
     fields: tuple[Field, ...]
-    print_fmt: str = ""
+    print_fmt: str
+
+    def __init__(self, category: str, name: str, id: int, fields: tuple[Field, ...],
+                 print_fmt: str = "") -> None:
+        for field_, v in (("category", category), ("name", name), ("id", id),
+                          ("fields", fields), ("print_fmt", print_fmt)):
+            object.__setattr__(self, field_, v)
 
     def field(self, name: str) -> Field:
         for f in self.fields:
@@ -116,23 +130,57 @@ class EventFormat:
 
 
 def _parse_decl(decl: str, line: str) -> tuple[str, str, int | None, bool, bool]:
+    """``[__data_loc ]TYPE NAME[[LEN]]`` -> (type, name, array length, data_loc, rel_loc)."""
     decl = decl.strip()
     data_loc = rel_loc = False
     for prefix in ("__data_loc ", "__rel_loc "):
         if decl.startswith(prefix):
             data_loc, rel_loc = prefix == "__data_loc ", prefix == "__rel_loc "
             decl = decl[len(prefix):].strip()
-    m = _DECL_RE.match(decl)
-    if m is None:
+    alen = None
+    if decl.endswith("]") and "[" in decl:
+        decl, _, alen = decl[:-1].rpartition("[")
+        decl = decl.rstrip()
+    end = len(decl)
+    start = end
+    while start and decl[start - 1] in _IDENT:
+        start -= 1
+    name, ctype = decl[start:], decl[:start].strip()
+    if not name or name[0] not in _IDENT_START or "]" in (alen or ""):
         raise ValueError(f"cannot parse field declaration in {line.strip()!r}")
-    ctype, name, alen = m.group("type").strip(), m.group("name"), m.group("len")
     if not ctype:
         raise ValueError(f"field {name!r} has no type in {line.strip()!r}")
     array_len = None
     if alen is not None:
         alen = alen.strip()
-        array_len = int(alen, 0) if re.fullmatch(r"0x[0-9a-fA-F]+|\d+", alen) else 0
+        array_len = _int_or_zero(alen)
     return ctype, name, array_len, data_loc, rel_loc
+
+
+def _int_or_zero(text: str) -> int:
+    """An array length: decimal or 0x hex; 0 for a symbolic one (``TASK_COMM_LEN``)."""
+    if text.isdecimal() and text.isascii():
+        return int(text)
+    if text[:2] in ("0x", "0X") and len(text) > 2 and \
+            all(c in "0123456789abcdefABCDEF" for c in text[2:]):
+        return int(text, 16)
+    return 0
+
+
+def _field_line(s: str) -> tuple[str, int, int, bool]:
+    """``field:DECL; offset:N; size:N; signed:N;`` -> (DECL, offset, size, signed)."""
+    parts = s.split(";")
+    if len(parts) < 5 or not parts[0].lstrip().startswith("field:"):
+        raise ValueError(f"cannot parse format line {s!r}")
+    values = []
+    for part, key in zip(parts[1:4], ("offset:", "size:", "signed:")):
+        part = part.strip()
+        number = part[len(key):]
+        if not part.startswith(key) or not number.lstrip("-").isdecimal() or \
+                (key != "signed:" and number.startswith("-")):
+            raise ValueError(f"cannot parse format line {s!r}")
+        values.append(int(number))
+    return parts[0].lstrip()[len("field:"):], values[0], values[1], values[2] == 1
 
 
 def parse_format(text: str, category: str = "", name: str = "") -> EventFormat:
@@ -149,12 +197,9 @@ def parse_format(text: str, category: str = "", name: str = "") -> EventFormat:
         elif s.startswith("print fmt:"):
             print_fmt = s[len("print fmt:"):].strip()
         elif s.startswith("field:"):
-            m = _FIELD_RE.match(s)
-            if m is None:
-                raise ValueError(f"cannot parse format line {s!r}")
-            ctype, fname, alen, dloc, rloc = _parse_decl(m.group("decl"), s)
-            fields.append(Field(fname, ctype, int(m.group("offset")), int(m.group("size")),
-                                m.group("signed") == "1", alen, dloc, rloc))
+            decl, offset, size, signed = _field_line(s)
+            ctype, fname, alen, dloc, rloc = _parse_decl(decl, s)
+            fields.append(Field(fname, ctype, offset, size, signed, alen, dloc, rloc))
     if event_id < 0:
         raise ValueError(f"format of {category}:{name} has no ID line")
     return EventFormat(category, name, event_id, tuple(fields), print_fmt)

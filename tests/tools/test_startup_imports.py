@@ -22,10 +22,14 @@ HEAVY = ("dataclasses", "inspect", "ast", "typing", "argparse", "gettext", "shut
          "re", "socket", "json", "hypothesis", "pyroute2")
 
 # What a tool imports up to its attach: the layers execsnoop and opensnoop drive, the
-# perf reader they open and the tracepoint link they attach, and parsing a command line.
+# perf reader they open and the tracepoint link they attach, parsing a command line, and
+# the tracepoint format opensnoop reads its field offset from. (hello's trace_pipe parser
+# and tcpconnect's address formatting are not on a benchmarked path.)
 TOOL_PATH = """
 import pybpf.tools.execsnoop as e, pybpf.tools.opensnoop as o, pybpf.tools.readlat
 import pybpf.tools.runtime, pybpf.perf, pybpf.ringbuf, pybpf.link.tracepoint, pybpf.tools.cli
+from pybpf.tracefs.events import parse_format
+parse_format("ID: 1\\n\\tfield:__data_loc char[] filename;\\toffset:24;\\tsize:4;\\tsigned:0;\\n")
 e.options().parse(["--json", "-p", "1", "--duration", "2", "--attach=tracepoint"])
 o.options().parse(["--path", "/etc/"])
 pybpf.tools.cli.parse_plain(["execsnoop", "-d", "1"])
