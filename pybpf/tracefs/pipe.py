@@ -19,7 +19,8 @@ import re
 import select
 import time
 import weakref
-from dataclasses import dataclass
+
+from pybpf._record import Record
 
 from .mount import TracefsError, tracefs_path
 
@@ -38,8 +39,10 @@ class TraceParseError(ValueError):
     """A trace_pipe line is not in the ``task-pid [cpu] flags ts: msg`` format."""
 
 
-@dataclass(frozen=True)
-class TraceLine:
+class TraceLine(Record):
+    """One parsed trace_pipe line (a record, not a dataclass: see pybpf._record)."""
+
+    __slots__ = ("task", "pid", "cpu", "flags", "timestamp", "event", "message", "tgid")
     task: str
     pid: int
     cpu: int
@@ -47,7 +50,14 @@ class TraceLine:
     timestamp: float
     event: str
     message: str
-    tgid: int | None = None
+    tgid: int | None
+
+    def __init__(self, task: str, pid: int, cpu: int, flags: str, timestamp: float, event: str,
+                 message: str, tgid: int | None = None) -> None:
+        for field_, v in (("task", task), ("pid", pid), ("cpu", cpu), ("flags", flags),
+                          ("timestamp", timestamp), ("event", event), ("message", message),
+                          ("tgid", tgid)):
+            object.__setattr__(self, field_, v)
 
     def __iter__(self):
         """Unpacks like BCC's ``(task, pid, cpu, flags, ts, msg)``."""
