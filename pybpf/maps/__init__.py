@@ -6,16 +6,14 @@
 ...     dict(m.items())
 {1: 10}
 
-Batch operations and mmapped array views are imported on first use (PEP 562
+Batch operations, mmapped array views, key iteration and LPM keys are imported on first use (PEP 562
 ``__getattr__``), so that creating a map costs a tool's start-up no more
 than it needs.
 """
 
 from pybpf._lazy import lazy_exports
 from .cpus import possible_cpus
-from .iterate import MapIterationAborted
 from .layout import CtypesLayout, FdValueLayout, LayoutError, RawLayout, StructLayout
-from .lpm import LpmKey, lpm_key
 from .map import Map
 from .spec import MapSpec, MapSpecError
 from .types import (BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, MapFlags, MapType, UpdateFlags)
@@ -27,8 +25,9 @@ __all__ = [
     "FdValueLayout", "LayoutError", "DEFAULT_CHUNK",
 ]
 
-_LAZY = {"DEFAULT_CHUNK": "batch", "ArrayView": "mmap"}
-_LAZY_MODULES = ("batch", "mmap")
+_LAZY = {"DEFAULT_CHUNK": "batch", "ArrayView": "mmap", "MapIterationAborted": "iterate",
+         "LpmKey": "lpm", "lpm_key": "lpm"}
+_LAZY_MODULES = ("batch", "mmap", "iterate", "lpm")
 
 
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, _LAZY_MODULES)

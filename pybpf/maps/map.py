@@ -19,7 +19,6 @@ from pybpf.syscall.errors import (BPFError, BPFPermissionError, InvalidArgument,
 from pybpf.syscall.fd import FD
 
 from .cpus import possible_cpus, round8
-from .iterate import INDEXED_TYPES, iter_raw_keys
 from .spec import MapSpec, MapSpecError
 from .types import KEYLESS_TYPES, MapFlags, MapType, UpdateFlags
 
@@ -290,6 +289,7 @@ class Map:
     # -- iteration ----------------------------------------------------------------------------
 
     def iter_raw_keys(self, max_restarts: int = 100) -> Iterator[bytes]:
+        from .iterate import iter_raw_keys  # on first use: a tool that only writes skips it
         return iter_raw_keys(self.fd, self.key_size, self.type, max_entries=self.max_entries,
                              max_restarts=max_restarts, context=self._ctx)
 
@@ -325,6 +325,7 @@ class Map:
 
     def __len__(self) -> int:
         """The number of keys, counted by iterating (the kernel keeps no count)."""
+        from .iterate import INDEXED_TYPES
         if self.type in INDEXED_TYPES:
             return self.max_entries
         if self._keyless:

@@ -11,7 +11,6 @@ from pybpf._record import Record
 
 from .cpus import possible_cpus
 from .layout import FdValueLayout, RawLayout, layout_size, make_layout
-from .lpm import LpmKey
 from .types import FD_VALUE_TYPES, KEYLESS_TYPES, MAP_OF_MAPS_TYPES, MapFlags, MapType
 
 TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
@@ -116,7 +115,7 @@ class MapSpec(Record):
 
     @property
     def key_layout(self):
-        if isinstance(self.key, LpmKey) or self.key is not None:
+        if self.key is not None:
             return make_layout(self.key, self.key_size, "key")
         return RawLayout(self.key_size, "key")
 
@@ -180,6 +179,7 @@ class MapSpec(Record):
         """
         size = {"ipv4": 4, "ipv6": 16}.get(addr_size, addr_size) if isinstance(addr_size, str) \
             else addr_size
+        from .lpm import LpmKey
         kw["flags"] = kw.get("flags", 0) | MapFlags.NO_PREALLOC
         return cls._kv(MapType.LPM_TRIE, LpmKey(int(size)), value, max_entries, **kw)
 

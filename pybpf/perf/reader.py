@@ -32,7 +32,7 @@ from collections import deque, namedtuple
 from itertools import repeat, starmap
 
 from pybpf._record import Record
-from pybpf.ringbuf.reader import make_decoder
+from pybpf.ringbuf.records import make_decoder
 from pybpf.syscall import BadFD, BPFError, Cmd, InvalidArgument, bpf, fd_of
 from pybpf.syscall import perf as _perf
 from pybpf.syscall.attr_map import MapElemAttr
@@ -101,7 +101,7 @@ class PerfReader:
     """Per-CPU readers for a perf event array map.
 
     ``pages`` data pages per CPU (a power of two). ``record_type`` decodes
-    each sample's data (see :func:`pybpf.ringbuf.reader.make_decoder`); a
+    each sample's data (see :func:`pybpf.ringbuf.records.make_decoder`); a
     struct format with an explicit byte order, e.g. ``(Event, "<QII")``, is
     decoded a whole run of records at a time.
 

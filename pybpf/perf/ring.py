@@ -33,7 +33,7 @@ import struct
 from operator import itemgetter
 
 from pybpf._record import Record
-from pybpf.ringbuf.reader import record_format
+from pybpf.ringbuf.records import record_format
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
 
@@ -66,7 +66,7 @@ class BulkLayout(Record):
     ``unpacker`` spans a whole record (header and padding as pad bytes) so its
     rows are exactly the payload's fields; ``make_rows`` turns an iterable of
     rows into the record type (None: plain tuples), for a stock namedtuple
-    with no Python frame per record (see :func:`pybpf.ringbuf.reader.row_maker`).
+    with no Python frame per record (see :func:`pybpf.ringbuf.records.row_maker`).
     """
 
     __slots__ = ("unpacker", "make_rows", "stride")
