@@ -425,6 +425,22 @@ def main() -> int:
                     print(f"  goal {tool}: {mine} <= {goal:g} x {impl}: {pb * 1000:.0f} ms vs "
                           f"{goal * other * 1000:.0f} ms ({pb / other:.2f}x) -> "
                           f"{'met' if met else 'NOT met'}")
+    # What pybpf itself costs: its distance from the hand-written floor on the same interpreter.
+    for tool in tools:
+        for name in PYTHONS:
+            tag = f"[{name}]" if name else ""
+            floor = results.get((tool, "floor" + tag))
+            if not floor or (tool, "floor" + tag) in failed:
+                continue
+            f_med = statistics.median(r.first for r in floor)
+            f_cpu = statistics.median(r.cpu_first for r in floor if r.cpu_first is not None)
+            for impl in ("pybpf" + tag, "pybpf-cli" + tag):
+                rs = results.get((tool, impl))
+                if rs and (tool, impl) not in failed:
+                    med = statistics.median(r.first for r in rs)
+                    cpu = statistics.median(r.cpu_first for r in rs if r.cpu_first is not None)
+                    print(f"  {tool}: {impl} over {'floor' + tag}: {(med - f_med) * 1000:+.0f} ms "
+                          f"wall, {(cpu - f_cpu) * 1000:+.0f} ms CPU before the first event")
     shutil.rmtree(MARKER_DIR, ignore_errors=True)
     return 0 if ok else 2
 
