@@ -127,35 +127,17 @@ def _match_pkt(ins, dst: Reg, src: Reg, this, other) -> bool:
         (_init_pkt(dst, PTR_TO_PACKET) and src.type == PTR_TO_PACKET_META)
     if not (a or b) or op not in (JGT, JLT, JGE, JLE):
         return False
-    d, s = ins.dst, ins.src
-    if op == JGT:
-        if a:
-            _find_good_pkt(this, dst, dst.type, False)
-            _mark_pkt_end(other, d, True)
-        else:
-            _find_good_pkt(other, src, src.type, True)
-            _mark_pkt_end(this, s, False)
-    elif op == JLT:
-        if a:
-            _find_good_pkt(other, dst, dst.type, True)
-            _mark_pkt_end(this, d, False)
-        else:
-            _find_good_pkt(this, src, src.type, False)
-            _mark_pkt_end(other, s, True)
-    elif op == JGE:
-        if a:
-            _find_good_pkt(this, dst, dst.type, True)
-            _mark_pkt_end(other, d, False)
-        else:
-            _find_good_pkt(other, src, src.type, False)
-            _mark_pkt_end(this, s, True)
-    elif op == JLE:
-        if a:
-            _find_good_pkt(other, dst, dst.type, False)
-            _mark_pkt_end(this, d, True)
-        else:
-            _find_good_pkt(this, src, src.type, True)
-            _mark_pkt_end(other, s, False)
+    if b:  # pkt_end > pkt is pkt < pkt_end: the same test with the operands swapped
+        op, pkt, regno = sc.flip_opcode(op), src, ins.src
+    else:
+        pkt, regno = dst, ins.dst
+    # The path where pkt <= end (or pkt < end) learns the packet reaches pkt, the other that
+    # pkt is past the end: the fall-through for JGT/JGE, the target for JLT/JLE. When that
+    # path's test is strict (pkt < end: JGE, JLT), the byte at pkt is in range too.
+    good, end = (this, other) if op in (JGT, JGE) else (other, this)
+    right_open = op in (JLT, JGE)
+    _find_good_pkt(good, pkt, pkt.type, right_open)
+    _mark_pkt_end(end, regno, not right_open)
     return True
 
 

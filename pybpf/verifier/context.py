@@ -96,18 +96,10 @@ def _tc(off, size, write, attach):
                       or _in(off, TC_CLASSID, 4) or CB0 <= off < CB_END or _in(off, TSTAMP, 8)
                       or _in(off, QUEUE_MAPPING, 4)):
         return None
-    t = _skb_common(off, size, write) if off != TSTAMP_TYPE else (SCALAR if size == 1 else None)
     if FAMILY <= off < LOCAL_PORT_END:
         return None
-    if t is None:
-        return None
-    if _in(off, DATA, 4):
-        return PTR_TO_PACKET
-    if _in(off, DATA_META, 4):
-        return PTR_TO_PACKET_META
-    if _in(off, DATA_END, 4):
-        return PTR_TO_PACKET_END
-    return t
+    t = _skb_common(off, size, write) if off != TSTAMP_TYPE else (SCALAR if size == 1 else None)
+    return _skb_pkt(off, t, meta=True)
 
 
 def _cgroup_skb(off, size, write, attach):
@@ -116,14 +108,7 @@ def _cgroup_skb(off, size, write, attach):
     if write and not (_in(off, MARK, 4) or _in(off, PRIORITY, 4) or CB0 <= off < CB_END
                       or _in(off, TSTAMP, 8)):
         return None
-    t = _skb_common(off, size, write)
-    if t is None:
-        return None
-    if _in(off, DATA, 4):
-        return PTR_TO_PACKET
-    if _in(off, DATA_END, 4):
-        return PTR_TO_PACKET_END
-    return t
+    return _skb_pkt(off, _skb_common(off, size, write), meta=False)
 
 
 def _xdp(off, size, write, attach):
@@ -184,6 +169,7 @@ def _lwt(off, size, write, attach):
 
 
 def _skb_pkt(off, t, meta):
+    """The packet pointers an skb context hands out (``meta``: data_meta too), else ``t``."""
     if t is None:
         return None
     if _in(off, DATA, 4):

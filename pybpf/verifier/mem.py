@@ -122,8 +122,12 @@ def _check_ptr_off(reg: Reg, regno: int, fixed_off_ok: bool = False) -> None:
 # ---- stack -----------------------------------------------------------------------------------
 
 def stack_bounds(env, reg: Reg, regno: int, off: int, size: int, write: bool,
-                 extra: str | None = None) -> tuple[int, int]:
-    """check_stack_access_within_bounds(): returns (min_off, max_off)."""
+                 extra: str | None = None, zero_ok: bool = False) -> tuple[int, int]:
+    """check_stack_access_within_bounds(): returns (min_off, max_off).
+
+    ``zero_ok``: a helper's zero-size buffer (``ARG_CONST_SIZE_OR_ZERO``) anywhere
+    in the stack is accepted without touching it.
+    """
     err_extra = extra if extra is not None else (" write to" if write else " read from")
     if not reg.var_off.mask:
         min_off = sc.s64(reg.var_off.value) + off
@@ -133,6 +137,8 @@ def stack_bounds(env, reg: Reg, regno: int, off: int, size: int, write: bool,
             raise _err(f"invalid unbounded variable-offset{err_extra} stack R{regno}")
         min_off = reg.smin + off
         max_off = reg.smax + off + size
+    if size == 0 and zero_ok and -MAX_BPF_STACK <= min_off <= 0:
+        return min_off, min_off
     frame = env.state.frames[reg.frameno]
     # check_stack_slot_within_bounds(): without CAP_PERFMON only what was written may be read
     lo = -MAX_BPF_STACK if write or env.caps.allow_uninit_stack else -frame.allocated
@@ -269,7 +275,7 @@ def stack_range_initialized(env, reg: Reg, regno: int, off: int, size: int, zero
 
     ``raw``: the helper only writes (ARG_PTR_TO_UNINIT_MEM), nothing need be initialised.
     """
-    min_off, max_off = _helper_stack_bounds(env, reg, regno, off, size, write or clobber, zero_ok)
+    min_off, max_off = stack_bounds(env, reg, regno, off, size, write or clobber, zero_ok=zero_ok)
     frame = env.state.frames[reg.frameno]
     if not raw and not (env.caps.allow_uninit_stack and env.caps.allow_ptr_leaks):
         for i in range(min_off, max_off):
@@ -295,31 +301,6 @@ def stack_range_initialized(env, reg: Reg, regno: int, off: int, size: int, zero
             else:
                 types[slot % 8] = STACK_MISC
             frame.stack[spi] = Slot("".join(types), None)
-
-
-def _helper_stack_bounds(env, reg, regno, off, size, write, zero_ok):
-    if not reg.var_off.mask:
-        min_off = sc.s64(reg.var_off.value) + off
-        max_off = min_off + size
-    else:
-        if reg.smax >= MAX_VAR_OFF or reg.smin <= -MAX_VAR_OFF:
-            raise _err(f"invalid unbounded variable-offset{' write to' if write else ' read from'} stack R{regno}")
-        min_off = reg.smin + off
-        max_off = reg.smax + off + size
-    if size == 0 and zero_ok and min_off <= 0 and min_off >= -MAX_BPF_STACK:
-        return min_off, min_off
-    frame = env.state.frames[reg.frameno]
-    lo = -MAX_BPF_STACK if write or env.caps.allow_uninit_stack else -frame.allocated
-    if min_off < lo or min_off > -1 or max_off > 0 or size < 0:
-        what = " write to" if write else " read from"
-        if not reg.var_off.mask:
-            raise _err(f"invalid{what} stack R{regno} off={off} size={size}")
-        raise _err(f"invalid variable-offset{what} stack R{regno} "
-                   f"var_off={tn.to_str(reg.var_off)} off={off} size={size}")
-    frame = env.state.frames[reg.frameno]
-    if -min_off > frame.allocated:
-        frame.allocated = (-min_off + 7) // 8 * 8
-    return min_off, max_off
 
 
 # ---- the dispatcher ------------------------------------------------------------------------

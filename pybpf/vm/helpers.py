@@ -247,8 +247,7 @@ def _release(vm, r, submit: bool) -> int:
         raise VMError(f"R1 type=scalar expected=ringbuf_mem: bpf_{name} needs a pointer "
                       f"returned by bpf_ringbuf_reserve, got {r[1]:#x}", address=r[1])
     rb, buf = entry
-    t = vm.mem.regions.pop(r[1] >> 32)  # the record may no longer be written
-    del t
+    vm.mem.regions.pop(r[1] >> 32)  # the record may no longer be written
     rb.commit(bytes(buf) if submit else None, len(buf))
     return 0
 
