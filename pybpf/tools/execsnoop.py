@@ -51,16 +51,6 @@ def build_program(mode: str, events: runtime.Events, pid: int = 0) -> Builder:
     return b
 
 
-def attach(prog, mode: str):
-    """Attach ``prog``; returns (link, description of the attach point)."""
-    if mode == "kprobe":
-        from pybpf.link.kprobe import attach_kretprobe
-        return attach_kretprobe(prog, "sys_execve"), "kretprobe sys_execve"
-    from pybpf.link.tracepoint import attach_tracepoint
-    return attach_tracepoint(prog, "sched", "sched_process_exec"), \
-        "tracepoint sched:sched_process_exec"
-
-
 def options() -> common.Options:
     """execsnoop's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Trace new processes (successful execve): PID and command name.")
@@ -82,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         events.open(lambda rec: out.event(  # before attaching, so that no event is lost
             {"pid": rec[0], "uid": rec[1], "comm": common.comm_str(rec[2])}))
         prog = stack.enter_context(runtime.load(
-            build_program(mode, events, args.pid or 0),
-            "kprobe" if mode == "kprobe" else "tracepoint", NAME))
-        link, where = attach(prog, mode)
+            build_program(mode, events, args.pid or 0), runtime.program_type(mode), NAME))
+        link, where = runtime.attach(prog, mode, kretprobe="sys_execve",
+                                     tracepoint="sched:sched_process_exec")
         stack.enter_context(link)
         return f"execve via {where}", events.poll
 

@@ -71,15 +71,6 @@ class PrintkReader:
             self.instance.close()
 
 
-def attach(prog, mode: str):
-    if mode == "kprobe":
-        from pybpf.link.kprobe import attach_kprobe
-        return attach_kprobe(prog, "sys_execve"), "kprobe sys_execve"
-    from pybpf.link.tracepoint import attach_tracepoint
-    return attach_tracepoint(prog, "syscalls", "sys_enter_execve"), \
-        "tracepoint syscalls:sys_enter_execve"
-
-
 def options() -> common.Options:
     """hello's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Print 'Hello from the kernel!' for every execve (bpf_trace_printk).")
@@ -99,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         reader = PrintkReader()
         stack.callback(reader.close)
         prog = stack.enter_context(runtime.load(
-            build_program(args.pid or 0), "kprobe" if mode == "kprobe" else "tracepoint", NAME))
-        link, where = attach(prog, mode)
+            build_program(args.pid or 0), runtime.program_type(mode), NAME))
+        link, where = runtime.attach(prog, mode, kprobe="sys_execve",
+                                     tracepoint="syscalls:sys_enter_execve")
         stack.enter_context(link)
 
         def poll(timeout: float) -> None:

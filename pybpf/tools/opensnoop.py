@@ -80,15 +80,6 @@ def build_program(mode: str, events: runtime.Events, pid: int = 0, prefix: bytes
     return b
 
 
-def attach(prog, mode: str):
-    if mode == "kprobe":
-        from pybpf.link.kprobe import attach_kprobe
-        return attach_kprobe(prog, "do_sys_openat2"), "kprobe do_sys_openat2"
-    from pybpf.link.tracepoint import attach_tracepoint
-    return attach_tracepoint(prog, "syscalls", "sys_enter_openat"), \
-        "tracepoint syscalls:sys_enter_openat"
-
-
 def options() -> common.Options:
     """opensnoop's command-line options (parsed in :func:`main`, checked by the tests)."""
     p = common.parser(NAME, "Trace openat() calls: PID, command and file name.")
@@ -117,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         offset = _FILENAME_OFFSET if mode == "kprobe" else filename_offset()
         prog = stack.enter_context(runtime.load(
             build_program(mode, events, args.pid or 0, prefix, offset),
-            "kprobe" if mode == "kprobe" else "tracepoint", NAME))
-        link, where = attach(prog, mode)
+            runtime.program_type(mode), NAME))
+        link, where = runtime.attach(prog, mode, kprobe="do_sys_openat2",
+                                     tracepoint="syscalls:sys_enter_openat")
         stack.enter_context(link)
         return f"openat via {where}" + (f" for {args.path}*" if prefix else ""), events.poll
 

@@ -84,17 +84,6 @@ def build_return_program(start, hist) -> Builder:
     return b
 
 
-def attach(entry, ret, mode: str) -> tuple[list, str]:
-    if mode == "kprobe":
-        from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
-        return [attach_kprobe(entry, "sys_read"), attach_kretprobe(ret, "sys_read")], \
-            "kprobe/kretprobe sys_read"
-    from pybpf.link.tracepoint import attach_tracepoint
-    return [attach_tracepoint(entry, "syscalls", "sys_enter_read"),
-            attach_tracepoint(ret, "syscalls", "sys_exit_read")], \
-        "tracepoints syscalls:sys_{enter,exit}_read"
-
-
 def histogram_json(counts: list[int]) -> str:
     rows = []
     for i, n in enumerate(counts):
@@ -123,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         mode = runtime.attach_mode(args.attach)
         maps["start"] = stack.enter_context(MapSpec.hash("I", "Q", 10240, name="start").create())
         maps["hist"] = stack.enter_context(MapSpec.array("Q", BUCKETS, name="hist").create())
-        kind = "kprobe" if mode == "kprobe" else "tracepoint"
+        kind = runtime.program_type(mode)
         entry = stack.enter_context(runtime.load(
             build_entry_program(maps["start"], args.pid or 0), kind, "readlat_entry"))
         ret = stack.enter_context(runtime.load(
             build_return_program(maps["start"], maps["hist"]), kind, "readlat_return"))
-        links, where = attach(entry, ret, mode)
-        for link in links:
-            stack.enter_context(link)
+        stack.enter_context(runtime.attach(entry, mode, kprobe="sys_read",
+                                           tracepoint="syscalls:sys_enter_read")[0])
+        stack.enter_context(runtime.attach(ret, mode, kretprobe="sys_read",
+                                           tracepoint="syscalls:sys_exit_read")[0])
+        where = "kprobe/kretprobe sys_read" if mode == "kprobe" else \
+            "tracepoints syscalls:sys_{enter,exit}_read"
         return f"read() latency via {where}", time.sleep
 
     def finish() -> None:

@@ -25,7 +25,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pyb
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-__all__ = ["load", "attach_mode", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
+__all__ = ["load", "attach", "attach_mode", "program_type", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
            "fail", "run", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
 
 ATTACH_CHOICES = ("auto", "kprobe", "tracepoint")
@@ -74,6 +74,28 @@ def attach_mode(requested: str) -> str:
     if requested == "auto":
         return "kprobe" if kprobes_available() else "tracepoint"
     return requested
+
+
+def program_type(mode: str) -> str:
+    """The program type an attach mode needs: kprobe programs read ``struct pt_regs``."""
+    return "kprobe" if mode == "kprobe" else "tracepoint"
+
+
+def attach(prog: Program, mode: str, *, tracepoint: str, kprobe: str = "",
+           kretprobe: str = "") -> tuple[Any, str]:
+    """Attach ``prog`` where ``mode`` says; returns (link, the attach point as announced).
+
+    ``tracepoint`` is ``"category:name"``; in kprobe mode the program goes on
+    function ``kprobe``, or on the return of ``kretprobe``.
+    """
+    if mode == "kprobe":
+        from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
+        if kretprobe:
+            return attach_kretprobe(prog, kretprobe), f"kretprobe {kretprobe}"
+        return attach_kprobe(prog, kprobe), f"kprobe {kprobe}"
+    from pybpf.link.tracepoint import attach_tracepoint
+    category, _, name = tracepoint.partition(":")
+    return attach_tracepoint(prog, category, name), f"tracepoint {tracepoint}"
 
 
 def load(b: Builder, prog_type: str, name: str, **kw: Any) -> Program:

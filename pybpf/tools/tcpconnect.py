@@ -211,12 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                 stack.enter_context(attach_kretprobe(ret, fn))
             where = "kprobes tcp_v4_connect, tcp_v6_connect"
         else:
-            from pybpf.link.tracepoint import attach_tracepoint
             prog = stack.enter_context(runtime.load(
                 build_tracepoint_program(events, tracepoint_fields(), args.pid or 0),
                 "tracepoint", NAME))
-            stack.enter_context(attach_tracepoint(prog, "sock", "inet_sock_set_state"))
-            where = "tracepoint sock:inet_sock_set_state"
+            link, where = runtime.attach(prog, mode, tracepoint="sock:inet_sock_set_state")
+            stack.enter_context(link)
         channel = "ring buffer" if args.ringbuf else "perf buffer"
         return f"TCP connects via {where} ({channel})", events.poll
 
