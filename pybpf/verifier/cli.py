@@ -14,24 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 
-from .api import verify
+from .api import MapView, verify
 from .context import PROG_TYPES
 
 MAP_TYPES = {"hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
              "percpu_array": 6, "stack_trace": 7, "lru_hash": 9, "queue": 22, "stack": 23,
              "ringbuf": 27}
-
-
-@dataclass(frozen=True)
-class _Map:
-    type: int
-    key_size: int
-    value_size: int
-    max_entries: int
-    flags: int = 0
-    name: str = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "status is then 0 when both agree, 4 when they disagree")
 
 
-def _parse_map(text: str, i: int) -> _Map:
+def _parse_map(text: str, i: int) -> MapView:
     parts = text.split(":")
     if len(parts) not in (4, 5):
         raise SystemExit(f"pybpf verify: --map {text!r}: expected TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:FLAGS]")
@@ -60,7 +49,7 @@ def _parse_map(text: str, i: int) -> _Map:
         nums = [int(p, 0) for p in parts[1:]]
     except ValueError:
         raise SystemExit(f"pybpf verify: --map {text!r}: unknown map type or bad number") from None
-    return _Map(t, *nums, name=f"map{i}")
+    return MapView(t, *nums, name=f"map{i}")
 
 
 def _read_program(path: str):
