@@ -7,7 +7,8 @@ judged on their time to first event. A record declares its fields in
 ``__slots__`` (in ``__init__`` order) and writes its own ``__init__`` with a
 real signature; this base adds what the dataclass decorator would have:
 value equality and hashing over ``_compare`` (default: every field), a
-field-listing ``repr``, immutability, ``replace`` and pickling.
+field-listing ``repr``, immutability, ``replace`` and pickling; ``__init__``
+stores its checked values with :meth:`_assign`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ class Record:
 
     def _fields(self) -> tuple[str, ...]:
         return type(self).__slots__
+
+    def _assign(self, **values) -> None:
+        """Store fields (from ``__init__``: the one place a record is written)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def _key(self) -> tuple:
         names = self._compare if self._compare is not None else self._fields()
@@ -65,6 +71,5 @@ class Record:
 def _rebuild(cls, values):
     """Unpickle without re-running ``__init__`` (the values were checked when first built)."""
     obj = cls.__new__(cls)
-    for name, value in zip(cls.__slots__, values):
-        object.__setattr__(obj, name, value)
+    obj._assign(**dict(zip(cls.__slots__, values)))
     return obj

@@ -70,7 +70,6 @@ class MapSpec(Record):
                  name: str = "", key: Any = None, value: Any = None,
                  inner: MapSpec | None = None, map_extra: int = 0, numa_node: int | None = None,
                  btf: Any = None, btf_key_type_id: int = 0, btf_value_type_id: int = 0) -> None:
-        set_ = object.__setattr__
         try:
             mtype = MapType(type)
         except ValueError:
@@ -78,6 +77,7 @@ class MapSpec(Record):
         if not isinstance(name, str) or len(name) > 15 or not _NAME_CHARS.issuperset(name):
             raise MapSpecError(f"map name {name!r}: at most 15 characters from "
                                f"[A-Za-z0-9_.] (BPF_OBJ_NAME_LEN is 16 with the NUL)")
+        sizes = {}
         for what, desc, given in (("key", key, key_size), ("value", value, value_size)):
             derived = layout_size(desc, what)
             if given is None:
@@ -87,13 +87,11 @@ class MapSpec(Record):
                                    f"{desc!r} ({derived} bytes)")
             if given < 0:
                 raise MapSpecError(f"{what}_size must be >= 0, got {given}")
-            set_(self, f"{what}_size", given)
-        for field_, v in (("type", mtype), ("max_entries", max_entries), ("flags", int(flags)),
-                          ("name", name), ("key", key), ("value", value), ("inner", inner),
-                          ("map_extra", map_extra), ("numa_node", numa_node), ("btf", btf),
-                          ("btf_key_type_id", btf_key_type_id),
-                          ("btf_value_type_id", btf_value_type_id)):
-            set_(self, field_, v)
+            sizes[f"{what}_size"] = given
+        self._assign(type=mtype, **sizes, max_entries=max_entries, flags=int(flags), name=name,
+                     key=key, value=value, inner=inner, map_extra=map_extra,
+                     numa_node=numa_node, btf=btf, btf_key_type_id=btf_key_type_id,
+                     btf_value_type_id=btf_value_type_id)
         if mtype in KEYLESS_TYPES and self.key_size:
             raise MapSpecError(f"{mtype.name} maps have no keys: key_size must be 0")
         if mtype in MAP_OF_MAPS_TYPES and self.inner is None:
@@ -239,9 +237,7 @@ class MapSpec(Record):
     def _init_raw(self, mtype, ks, vs, n, flags, name, extra) -> MapSpec:
         # Existing maps are described as they are: skip the creation-time checks (a
         # map of maps found by id has no inner spec, a name may hold odd bytes).
-        for k, v in dict(type=mtype, key_size=ks, value_size=vs, max_entries=n, flags=flags,
-                         name=name, key=None, value=None, inner=None, map_extra=extra,
-                         numa_node=None, btf=None, btf_key_type_id=0,
-                         btf_value_type_id=0).items():
-            object.__setattr__(self, k, v)
+        self._assign(type=mtype, key_size=ks, value_size=vs, max_entries=n, flags=flags,
+                     name=name, key=None, value=None, inner=None, map_extra=extra,
+                     numa_node=None, btf=None, btf_key_type_id=0, btf_value_type_id=0)
         return self

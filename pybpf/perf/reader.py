@@ -73,8 +73,7 @@ class LostRecords(Record):
     count: int
 
     def __init__(self, cpu: int, count: int) -> None:
-        object.__setattr__(self, "cpu", cpu)
-        object.__setattr__(self, "count", count)
+        self._assign(cpu=cpu, count=count)
 
 
 _tuple_new = tuple.__new__

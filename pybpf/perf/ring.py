@@ -76,10 +76,7 @@ class BulkLayout(Record):
 
     def __init__(self, unpacker: struct.Struct,
                  make_rows: Callable[[Iterable[tuple]], Iterable[Any]] | None, stride: int):
-        set_ = object.__setattr__
-        set_(self, "unpacker", unpacker)
-        set_(self, "make_rows", make_rows)
-        set_(self, "stride", stride)
+        self._assign(unpacker=unpacker, make_rows=make_rows, stride=stride)
 
 
 def bulk_layout(record_type: Any) -> BulkLayout | None:

@@ -82,17 +82,13 @@ class ProgramSpec(Record):
                              f"(truncated instruction at byte offset {len(insns) // 8 * 8})")
         if expected_attach_type is not None:
             expected_attach_type = attach_type(expected_attach_type)
-        set_ = object.__setattr__
-        for field_, v in (("insns", insns), ("prog_type", prog_type_(prog_type)),
-                          ("license", license), ("name", name),
-                          ("expected_attach_type", expected_attach_type),
-                          ("attach_btf_id", attach_btf_id), ("attach_prog_fd", attach_prog_fd),
-                          ("prog_flags", prog_flags), ("kern_version", kern_version),
-                          ("labels", labels), ("prog_btf_fd", prog_btf_fd),
-                          ("func_info", func_info), ("func_info_rec_size", func_info_rec_size),
-                          ("line_info", line_info), ("line_info_rec_size", line_info_rec_size),
-                          ("ifindex", ifindex), ("fd_array", fd_array)):
-            set_(self, field_, v)
+        self._assign(insns=insns, prog_type=prog_type_(prog_type), license=license, name=name,
+                     expected_attach_type=expected_attach_type, attach_btf_id=attach_btf_id,
+                     attach_prog_fd=attach_prog_fd, prog_flags=prog_flags,
+                     kern_version=kern_version, labels=labels, prog_btf_fd=prog_btf_fd,
+                     func_info=func_info, func_info_rec_size=func_info_rec_size,
+                     line_info=line_info, line_info_rec_size=line_info_rec_size,
+                     ifindex=ifindex, fd_array=fd_array)
 
     # ------------------------------------------------------------ instructions
     @property

@@ -66,10 +66,7 @@ class LoadResult(Record):
     log_true_size: int
 
     def __init__(self, fd: int, log: str, log_true_size: int) -> None:
-        set_ = object.__setattr__
-        set_(self, "fd", fd)
-        set_(self, "log", log)
-        set_(self, "log_true_size", log_true_size)
+        self._assign(fd=fd, log=log, log_true_size=log_true_size)
 
 
 def prog_load(insns: bytes, prog_type: int, *, license: str = "GPL", name: str = "",

@@ -46,10 +46,8 @@ class Field(Record):
     def __init__(self, name: str, type: str, offset: int, size: int, signed: bool,
                  array_len: int | None = None, data_loc: bool = False,
                  rel_loc: bool = False) -> None:
-        for field_, v in (("name", name), ("type", type), ("offset", offset), ("size", size),
-                          ("signed", signed), ("array_len", array_len), ("data_loc", data_loc),
-                          ("rel_loc", rel_loc)):
-            object.__setattr__(self, field_, v)
+        self._assign(name=name, type=type, offset=offset, size=size, signed=signed,
+                     array_len=array_len, data_loc=data_loc, rel_loc=rel_loc)
 
     @property
     def is_pointer(self) -> bool:
@@ -103,9 +101,7 @@ class EventFormat(Record):
 
     def __init__(self, category: str, name: str, id: int, fields: tuple[Field, ...],
                  print_fmt: str = "") -> None:
-        for field_, v in (("category", category), ("name", name), ("id", id),
-                          ("fields", fields), ("print_fmt", print_fmt)):
-            object.__setattr__(self, field_, v)
+        self._assign(category=category, name=name, id=id, fields=fields, print_fmt=print_fmt)
 
     def field(self, name: str) -> Field:
         for f in self.fields:

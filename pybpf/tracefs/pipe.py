@@ -54,10 +54,8 @@ class TraceLine(Record):
 
     def __init__(self, task: str, pid: int, cpu: int, flags: str, timestamp: float, event: str,
                  message: str, tgid: int | None = None) -> None:
-        for field_, v in (("task", task), ("pid", pid), ("cpu", cpu), ("flags", flags),
-                          ("timestamp", timestamp), ("event", event), ("message", message),
-                          ("tgid", tgid)):
-            object.__setattr__(self, field_, v)
+        self._assign(task=task, pid=pid, cpu=cpu, flags=flags, timestamp=timestamp,
+                     event=event, message=message, tgid=tgid)
 
     def __iter__(self):
         """Unpacks like BCC's ``(task, pid, cpu, flags, ts, msg)``."""
