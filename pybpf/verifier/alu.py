@@ -13,7 +13,7 @@ from .errors import Reject
 from .mem import MAX_VAR_OFF
 from .sanitize import sanitize_check_bounds, sanitize_commit, sanitize_ptr_alu
 from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, LSH, MOD, MOV, NEG, OR, RSH, SUB, X, XOR)
-from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_META, PTR_TO_STACK, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID,
                     PTR_TO_BUF, PTR_TO_FUNC, SCALAR, Reg, type_str)
@@ -24,15 +24,6 @@ ALU_STR = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=
            0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=", 0xD0: "endian"}
 _ARITH_OK = {PTR_TO_CTX, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_STACK, PTR_TO_PACKET_META,
              PTR_TO_PACKET, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID, PTR_TO_MEM, PTR_TO_BUF, PTR_TO_FUNC}
-
-
-def _read(env, regno: int) -> Reg:
-    if regno > 10:
-        raise Reject(f"R{regno} is invalid")
-    r = env.state.regs[regno]
-    if r.type == NOT_INIT:
-        raise Reject(f"R{regno} !read_ok")
-    return r
 
 
 def _dst(regno: int) -> None:
@@ -54,7 +45,7 @@ def check_alu(env, ins) -> None:
         else:
             if ins.src or ins.off or ins.imm not in (16, 32, 64) or (alu64 and code & X):
                 raise Reject("BPF_END uses reserved fields", errno=22)
-        _read(env, ins.dst)
+        env.read_reg(ins.dst)
         if env.leaks(ins.dst):
             raise Reject(f"R{ins.dst} pointer arithmetic prohibited")
         _dst(ins.dst)
@@ -75,11 +66,11 @@ def check_alu(env, ins) -> None:
     if code & X:
         if ins.imm or (ins.off not in (0, 1) if op in (DIV, MOD) else ins.off):
             raise Reject("BPF_ALU uses reserved fields", errno=22)
-        _read(env, ins.src)
+        env.read_reg(ins.src)
     else:
         if ins.src or (ins.off not in (0, 1) if op in (DIV, MOD) else ins.off):
             raise Reject("BPF_ALU uses reserved fields", errno=22)
-    _read(env, ins.dst)
+    env.read_reg(ins.dst)
     if op in (DIV, MOD) and not code & X and ins.imm == 0:
         raise Reject("div by zero", errno=22)
     if op in (LSH, RSH, ARSH) and not code & X:
@@ -115,7 +106,7 @@ def _check_mov(env, ins, alu64: bool) -> None:
         if ins.imm or (ins.off not in (0, 8, 16, 32) if alu64 else ins.off not in (0, 8, 16)):
             if not (ins.imm == 1 and ins.off == 0 and alu64):  # addr_space_cast is separate
                 raise Reject("BPF_MOV uses reserved fields", errno=22)
-        src = _read(env, ins.src)
+        src = env.read_reg(ins.src)
         _dst(ins.dst)
         if alu64:
             if ins.off == 0:

@@ -11,21 +11,12 @@ from .errors import Reject
 from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, X
 from .state import (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
-                    NOT_INIT, Reg)
+                    Reg)
 
 __all__ = ["check_cond_jmp"]
 
 BEYOND_PKT_END, AT_PKT_END = -1, -2
 MAX_PACKET_OFF = 0xFFFF
-
-
-def _read(env, regno: int) -> Reg:
-    if regno > 10:
-        raise Reject(f"R{regno} is invalid", errno=22)
-    r = env.state.regs[regno]
-    if r.type == NOT_INIT:
-        raise Reject(f"R{regno} !read_ok")
-    return r
 
 
 _NOT_NULL = {PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_MAP_VALUE, PTR_TO_MAP_KEY, PTR_TO_SOCK_COMMON,
@@ -179,10 +170,10 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
     if code & X:
         if ins.imm:
             raise Reject("BPF_JMP/JMP32 uses reserved fields", errno=22)
-        _read(env, ins.src)
+        env.read_reg(ins.src)
     elif ins.src:
         raise Reject("BPF_JMP/JMP32 uses reserved fields", errno=22)
-    dst = _read(env, ins.dst)
+    dst = env.read_reg(ins.dst)
     if code & X and env.leaks(ins.src) and not (_pkt_any(dst) and _pkt_any(st.regs[ins.src])):
         raise Reject(f"R{ins.src} pointer comparison prohibited")
     src = st.regs[ins.src] if code & X else Reg.scalar_const(ins.imm)

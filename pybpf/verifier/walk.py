@@ -218,7 +218,7 @@ class Env:
             mode = code & 0xE0
             if mode not in (op.MEM, op.MEMSX) or ins.imm:
                 raise Reject("BPF_LDX uses reserved fields", errno=22)
-            src = self._read(ins.src)
+            src = self.read_reg(ins.src)
             if ins.dst == 10:
                 raise Reject("frame pointer is read only")
             if ins.dst > 10:
@@ -235,8 +235,8 @@ class Env:
                 return idx + 1
             if mode != op.MEM or ins.imm:
                 raise Reject("BPF_STX uses reserved fields", errno=22)
-            self._read(ins.src)
-            dst = self._read(ins.dst)
+            self.read_reg(ins.src)
+            dst = self.read_reg(ins.dst)
             t = dst.type
             spec_v4_store(self, ins, idx, self.state.regs[ins.src])
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, ins.src)
@@ -245,7 +245,7 @@ class Env:
         if cls == op.ST:
             if (code & 0xE0) != op.MEM or ins.src:
                 raise Reject("BPF_ST uses reserved fields", errno=22)
-            dst = self._read(ins.dst)
+            dst = self.read_reg(ins.dst)
             t = dst.type
             spec_v4_store(self, ins, idx, None)
             check_mem_access(self, ins.dst, ins.off, op.SIZE_BYTES[code & 0x18], True, -1, imm=ins.imm)
@@ -289,7 +289,8 @@ class Env:
         nxt = check_cond_jmp(self, ins, idx)
         return idx + 1 if nxt is None else nxt
 
-    def _read(self, regno: int) -> Reg:
+    def read_reg(self, regno: int) -> Reg:
+        """check_reg_arg(SRC_OP): ``regno`` must be a register that holds a value."""
         if regno > 10:
             raise Reject(f"R{regno} is invalid", errno=22)
         r = self.state.regs[regno]
@@ -315,10 +316,10 @@ class Env:
             raise Reject(f"BPF_ATOMIC uses invalid atomic opcode {imm:02x}", errno=22)
         if size not in (4, 8):
             raise Reject("invalid atomic operand size", errno=22)
-        self._read(ins.src)
-        dst = self._read(ins.dst)
+        self.read_reg(ins.src)
+        dst = self.read_reg(ins.dst)
         if imm == op.CMPXCHG:
-            self._read(0)
+            self.read_reg(0)
             if self.leaks(0):
                 raise Reject("R0 leaks addr into mem")
         if self.leaks(ins.src):
@@ -370,7 +371,7 @@ class Env:
         if regs[6].type != PTR_TO_CTX:
             raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", errno=22)
         if (ins.opcode & 0xE0) == op.IND:
-            self._read(ins.src)
+            self.read_reg(ins.src)
         if self.state.refs:
             raise Reject("BPF_LD_[ABS|IND] would lead to reference leak", errno=22)
         for r in range(6):
