@@ -107,23 +107,30 @@ class HashMap(VMMap, collections.abc.MutableMapping):
         return v
 
     def bpf_update(self, key, value, flags):
-        if flags & ~BPF_F_LOCK > BPF_EXIST:
+        # BPF_F_LOCK needs a bpf_spin_lock in the value (declared in BTF), which these maps
+        # never have: the kernel then answers EINVAL, as it does for an unknown flag.
+        if flags > BPF_EXIST:
             return -errno.EINVAL
-        flags &= ~BPF_F_LOCK
         cur = self._data.get(key)
         if cur is not None:
             if flags == BPF_NOEXIST:
                 return -errno.EEXIST
-            cur[:] = value  # in place, like the kernel's preallocated element
+            self._overwrite(cur, value)
             self._touch(key)
             return 0
         if flags == BPF_EXIST:
             return -errno.ENOENT
         if len(self._data) >= self.max_entries and not self._make_room():
             return -errno.E2BIG
-        self._data[key] = bytearray(value)
+        self._data[key] = self._new(value)
         self._touch(key)
         return 0
+
+    def _new(self, value: bytes) -> bytearray:
+        return bytearray(value)
+
+    def _overwrite(self, cur: bytearray, value: bytes) -> None:
+        cur[:] = value  # in place, like the kernel's preallocated element
 
     def bpf_delete(self, key):
         if self._data.pop(key, None) is None:
@@ -178,6 +185,9 @@ class _PerCPU:
         out[self.cpu][:] = value
         return out
 
+    def _overwrite(self, cur: list[bytearray], value: bytes) -> None:
+        cur[self.cpu][:] = value
+
     def _values(self, value) -> list[bytes]:
         if isinstance(value, (list, tuple)):
             if len(value) != self.cpus:
@@ -195,23 +205,6 @@ class PerCPUHashMap(_PerCPU, HashMap):
         v = HashMap.bpf_lookup(self, key)
         return None if v is None else v[self.cpu]
 
-    def bpf_update(self, key, value, flags):
-        if flags & ~BPF_F_LOCK > BPF_EXIST:
-            return -errno.EINVAL
-        cur = self._data.get(key)
-        if cur is not None:
-            if flags == BPF_NOEXIST:
-                return -errno.EEXIST
-            cur[self.cpu][:] = value
-            self._touch(key)
-            return 0
-        if flags == BPF_EXIST:
-            return -errno.ENOENT
-        if len(self._data) >= self.max_entries and not self._make_room():
-            return -errno.E2BIG
-        self._data[key] = self._new(value)
-        self._touch(key)
-        return 0
 
     def __getitem__(self, key) -> list[bytes]:
         return [bytes(v) for v in self._data[self.key(key)]]
@@ -257,8 +250,10 @@ class ArrayMap(VMMap, collections.abc.MutableMapping):
         i = self._index(key)
         if i >= self.max_entries:
             return -errno.E2BIG
-        if flags & ~BPF_F_LOCK == BPF_NOEXIST:
+        if flags & BPF_NOEXIST:
             return -errno.EEXIST
+        if flags & BPF_F_LOCK:  # no bpf_spin_lock in the value (see HashMap.bpf_update)
+            return -errno.EINVAL
         self._store(i, value)
         return 0
 

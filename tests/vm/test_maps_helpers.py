@@ -62,6 +62,23 @@ def test_update_flags_match_kernel(kind):
     assert vm.run(prog, prog_type="xdp", data=bytes(14), vm=vm.VM()).retval == k.retval
 
 
+# BPF_F_LOCK alone, with NOEXIST, with EXIST: the values hold no bpf_spin_lock, so EINVAL
+# (arrays check NOEXIST first: EEXIST), on a missing key and on an existing one.
+LOCK_OPS = [(1, 10, 4), (1, 10, 5), (1, 10, 6), (0, 1, 0), (0, 2, 4), (0, 3, 5), (0, 4, 6)]
+
+
+@pytest.mark.kernel
+@needs_kernel
+@pytest.mark.parametrize("kind", ["HASH", "ARRAY", "LRU_HASH", "PERCPU_HASH", "PERCPU_ARRAY",
+                                  "LRU_PERCPU_HASH"])
+def test_lock_flag_without_spin_lock_matches_kernel(kind):
+    from pybpf.maps.spec import MapSpec
+    from pybpf.maps.types import MapType
+    prog = update_sequence(MapSpec(MapType[kind], 4, 8, 4), LOCK_OPS)
+    k = kernel_run(prog, "xdp", bytes(14))
+    assert vm.run(prog, prog_type="xdp", data=bytes(14), vm=vm.VM()).retval == k.retval
+
+
 def test_lookup_returns_the_shared_value_and_writes_are_visible():
     s = spec("hash")
     machine = vm.VM()
