@@ -68,17 +68,6 @@ def veth():
     pair.close()
 
 
-@pytest.fixture
-def cgroup_dir():
-    root = "/sys/fs/cgroup/unified"
-    if not os.path.exists(os.path.join(root, "cgroup.procs")):
-        root = "/sys/fs/cgroup"
-    path = os.path.join(root, f"pybpf_cleanup_{os.getpid()}")
-    os.mkdir(path)
-    yield path
-    os.rmdir(path)
-
-
 def cgroup_prog_count(path):
     from pybpf.syscall.prog_cmds import prog_query
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

@@ -147,17 +147,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-@pytest.fixture
-def cgroup_dir():
-    root = "/sys/fs/cgroup/unified"
-    if not os.path.exists(os.path.join(root, "cgroup.procs")):
-        root = "/sys/fs/cgroup"
-    path = os.path.join(root, f"pybpf_test_{os.getpid()}")
-    os.mkdir(path)
-    yield path
-    os.rmdir(path)
-
-
 @pytest.mark.parametrize("method", ["link", "attach"])
 def test_cgroup_skb_counts_egress_of_a_cgroup(counter, cgroup_dir, method):
     prog = load(ProgType.CGROUP_SKB, udp_counter_prog(counter, data_off=76, end_off=80, l3=0, hit=1, miss=1),
