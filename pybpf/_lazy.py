@@ -7,7 +7,7 @@ the defining submodule on first attribute access.
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
@@ -24,6 +24,12 @@ def lazy_exports(package: str, namespace: dict, names: dict[str, str],
     """
     modules = tuple(modules)
 
+    def load(module: str):
+        # importlib.import_module for an absolute name, without importing importlib
+        # (and warnings): start-up time the tools are judged on.
+        __import__(module)
+        return sys.modules[module]
+
     def resolve(module: str) -> str:
         if module.startswith("."):
             return package + module
@@ -31,11 +37,11 @@ def lazy_exports(package: str, namespace: dict, names: dict[str, str],
 
     def __getattr__(name: str):
         if name in names:
-            value = getattr(importlib.import_module(resolve(names[name])), name)
+            value = getattr(load(resolve(names[name])), name)
             namespace[name] = value
             return value
         if name in modules:
-            return importlib.import_module(f"{package}.{name}")
+            return load(f"{package}.{name}")
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__() -> list[str]:

@@ -12,7 +12,6 @@ authority for help and errors.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -43,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     if name == "tool":  # start-up time is judged: see pybpf.tools
         from pybpf.tools import pause_gc
         pause_gc()
-    module = importlib.import_module(COMMANDS[name][0])
+    # importlib.import_module without importing importlib (start-up time, see above)
+    __import__(COMMANDS[name][0])
+    module = sys.modules[COMMANDS[name][0]]
     plain = getattr(module, "parse_plain", None)
     args = plain(rest) if plain is not None else None
     if args is None:

@@ -18,10 +18,8 @@ explicit instruction layer stays visible underneath.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import sys
-from contextlib import contextmanager
 
 from . import opcodes as op
 from .errors import AssemblerError
@@ -35,9 +33,9 @@ if TYPE_CHECKING:
     Operand = Union[Reg, int]
     Size = Union[int, str]
 
-# Frames of this module, and of contextlib (the if_/while_/for_range blocks run
-# inside its __enter__/__exit__), are skipped when recording the caller's line.
-_SKIPPED = frozenset({__file__, contextlib.__file__})
+# Frames of this module (the if_/while_/for_range blocks run inside _Block's
+# __enter__/__exit__, defined here too) are skipped when recording the caller's line.
+_SKIPPED = frozenset({__file__})
 _getframe = sys._getframe
 _new = object.__new__  # an Instruction without running __init__: see Builder._emit
 _MASK32 = 0xFFFFFFFF
@@ -73,7 +71,7 @@ _HELPER_IDS: dict[str, int] = {}
 
 
 def _user_frame():
-    """The first frame outside this module and contextlib: the user's DSL call."""
+    """The first frame outside this module: the user's DSL call."""
     f = _getframe(2)
     while f is not None and f.f_code.co_filename in _SKIPPED:
         f = f.f_back
@@ -106,6 +104,41 @@ def _alu_op(name: str, code: int, doc: str, off: int = 0) -> Callable[["Builder"
     method.__qualname__ = f"Builder.{name}"
     method.__doc__ = doc
     return method
+
+
+class _Block:
+    """:func:`contextlib.contextmanager` for the block methods, whose generators yield once
+    and handle no exception: the code before the ``yield`` runs on entering the ``with``,
+    the rest on leaving it normally. (contextlib, with the functools and collections it
+    imports, is start-up time every tool importing this module would pay.)"""
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: Iterator[None]) -> None:
+        self._gen = gen
+
+    def __enter__(self) -> None:
+        return next(self._gen)
+
+    def __exit__(self, typ: object, value: object, tb: object) -> bool:
+        if typ is not None:
+            self._gen.close()
+            return False
+        try:
+            next(self._gen)
+        except StopIteration:
+            return False
+        raise RuntimeError("generator didn't stop")
+
+
+def _block(method: Callable[..., Iterator[None]]) -> Callable[..., _Block]:
+    """Decorate a one-``yield`` generator method as a block (see :class:`_Block`)."""
+    def block(*args, **kwargs) -> _Block:
+        return _Block(method(*args, **kwargs))
+
+    block.__name__, block.__qualname__, block.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    block.__wrapped__ = method
+    return block
 
 
 class Builder:
@@ -479,7 +512,7 @@ class Builder:
         return self._emit(op.EXIT_OP)
 
     # ------------------------------------------------------ structured blocks
-    @contextmanager
+    @_block
     def if_(self, a: Reg, cond: str, b: Operand) -> Iterator[None]:
         """Emit the body only when ``a <cond> b`` holds (one inverted jump around it)."""
         end = self.new_label("endif")
@@ -494,7 +527,7 @@ class Builder:
         self.label(end)
         self._last_if = (end, len(self.insns))
 
-    @contextmanager
+    @_block
     def else_(self) -> Iterator[None]:
         """The alternative of the ``if_`` block that immediately precedes it."""
         if self._last_if is None or self._last_if[1] != len(self.insns):
@@ -507,7 +540,7 @@ class Builder:
         yield
         self.label(end)
 
-    @contextmanager
+    @_block
     def while_(self, a: Reg, cond: str, b: Operand) -> Iterator[None]:
         """Loop while ``a <cond> b``; the kernel accepts it when it can prove the loop bounded."""
         top, end = self.new_label("while"), self.new_label("endwhile")
@@ -519,7 +552,7 @@ class Builder:
         self.ja(top)
         self.label(end)
 
-    @contextmanager
+    @_block
     def for_range(self, counter: Reg, start: int, stop: Operand, step: int = 1) -> Iterator[None]:
         """``for counter in range(start, stop, step)`` as a bounded loop."""
         self.mov(counter, start)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import struct
 from itertools import accumulate
-from types import CodeType
 
 from . import opcodes as op
 from .errors import AssemblerError
@@ -20,6 +19,7 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pyb
 if TYPE_CHECKING:
     from typing import Iterable, Sequence
 
+CodeType = type((lambda: None).__code__)  # what types.CodeType is, without importing types
 _SLOT = struct.Struct("<BBhi")
 _PACKERS: dict[int, struct.Struct] = {}
 

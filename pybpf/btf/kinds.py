@@ -6,7 +6,7 @@ without pulling in any file I/O.
 
 from __future__ import annotations
 
-import enum
+from pybpf._intenum import IntEnum
 
 __all__ = [
     "BTF_MAGIC",
@@ -27,7 +27,7 @@ BTF_VERSION = 1
 HEADER_LEN = 24
 
 
-class Kind(enum.IntEnum):
+class Kind(IntEnum):
     """``BTF_KIND_*``; the member names are the kernel's, lower-cased in dumps."""
 
     UNKN = 0
@@ -52,7 +52,7 @@ class Kind(enum.IntEnum):
     ENUM64 = 19
 
 
-class IntEncoding(enum.IntFlag):
+class IntEncoding:
     """``BTF_INT_*`` bits of an INT's encoding byte."""
 
     NONE = 0
@@ -61,7 +61,7 @@ class IntEncoding(enum.IntFlag):
     BOOL = 1 << 2
 
 
-class FuncLinkage(enum.IntEnum):
+class FuncLinkage(IntEnum):
     """``BTF_FUNC_*``: stored in a FUNC's vlen field."""
 
     STATIC = 0
@@ -69,7 +69,7 @@ class FuncLinkage(enum.IntEnum):
     EXTERN = 2
 
 
-class VarLinkage(enum.IntEnum):
+class VarLinkage(IntEnum):
     """``BTF_VAR_*``: stored in the u32 after a VAR record."""
 
     STATIC = 0

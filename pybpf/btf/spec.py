@@ -170,7 +170,7 @@ class Spec:
         s = self.string
         if kind == Kind.INT:
             enc = w[j]
-            return T.Int(tid, name, size_or_type, IntEncoding(enc >> 24 & 0xF),
+            return T.Int(tid, name, size_or_type, enc >> 24 & 0xF,
                          enc & 0xFF, enc >> 16 & 0xFF, spec=self)
         if kind == Kind.PTR:
             return T.Pointer(tid, name, size_or_type, spec=self)

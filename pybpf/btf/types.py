@@ -61,7 +61,7 @@ class Void(Type):
 class Int(Type):
     kind: ClassVar[Kind] = Kind.INT
     size: int
-    encoding: IntEncoding
+    encoding: int  # IntEncoding bits
     bits: int
     bit_offset: int = 0
 

@@ -2,7 +2,7 @@
 
 A :class:`Link` is an attached program: ``detach()`` (alias ``close()``)
 undoes the attachment exactly once, ``with`` undoes it on leaving the block
-(also on an exception), and a finalizer undoes it when the object is
+(also on an exception), and ``__del__`` undoes it when the object is
 garbage-collected. The undo steps live in a :class:`~pybpf.link.cleanup.Release`
 registered with the process-wide cleanup registry, so exit and SIGINT/SIGTERM
 undo it too.
@@ -10,7 +10,7 @@ undo it too.
 
 from __future__ import annotations
 
-import weakref
+import sys
 
 from pybpf.program.types import ProgType
 from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
@@ -84,8 +84,17 @@ class Link:
     def __init__(self, description: str):
         self.description = description
         self._release = Release(description)
-        self._finalizer = weakref.finalize(self, self._release)
-        self._finalizer.atexit = False  # the cleanup registry's atexit hook runs it, in order
+
+    def __del__(self, _finalizing=sys.is_finalizing) -> None:
+        # Garbage-collected while attached: undo it. A __del__, not weakref.finalize:
+        # importing weakref is start-up time every tool would pay. Nothing is done once
+        # the interpreter is shutting down (as a finalize(atexit=False) would not):
+        # the cleanup registry's atexit hook has undone every attachment in order by
+        # then, and a forked child, whose registry dropped the parent's attachments,
+        # must not undo them as its modules are torn down.
+        release = getattr(self, "_release", None)  # None if a subclass __init__ failed first
+        if release is not None and release.pending and not _finalizing():
+            release()
 
     def _on_detach(self, step) -> None:
         """Register an undo step (the last one registered runs first)."""

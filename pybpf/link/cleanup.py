@@ -11,7 +11,7 @@ steps) is registered here and run, newest first, on:
 * SIGINT / SIGTERM: our handler releases everything, then hands the signal
   to whatever handler was installed before (the default one re-raises
   ``KeyboardInterrupt`` for SIGINT, or terminates the process for SIGTERM),
-* garbage collection of a link object (its finalizer).
+* garbage collection of a link object (its ``__del__``).
 
 SIGKILL cannot be caught; :func:`sweep_stale_probe_events` removes tracefs
 events left by dead pybpf processes (their names carry the pid).
@@ -23,7 +23,14 @@ import _thread  # not threading: its import is start-up time every tool would pa
 import atexit
 import itertools
 import os
-import signal
+import sys
+
+try:
+    # The C module that signal.py wraps (see pybpf.tools.common): handlers come back
+    # as plain ints (SIG_DFL 0, SIG_IGN 1) rather than Handlers enums; compared with ==.
+    import _signal as signal
+except ImportError:  # an interpreter without it
+    import signal
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
@@ -43,7 +50,7 @@ class Release:
     """The undo steps of one attachment, run at most once, last step first.
 
     Holds no reference to the link object itself, so the link can be
-    garbage-collected (and its finalizer run this).
+    garbage-collected (and its ``__del__`` run this).
     """
 
     __slots__ = ("description", "_steps", "_id", "__weakref__")
@@ -137,14 +144,31 @@ def install_signal_handlers() -> bool:
 
 
 _atexit_registered = False
+_after_weakref = False
+
+
+def _noop() -> None:
+    pass
 
 
 def _ensure_installed() -> None:
-    global _atexit_registered
+    # release_all runs at normal exit, before the interpreter's teardown collects
+    # the link objects (whose __del__ then does nothing: see pybpf.link.base.Link),
+    # and before weakref.finalize's exit hook: legacy probe events (pybpf.tracefs)
+    # are finalizers, which cannot remove an event while our undo steps have not yet
+    # closed the perf event using it. atexit runs hooks last-in first-out, so ours
+    # must be registered after weakref's. weakref is not imported on the tools' path
+    # (start-up time); once it is, its hook is registered now (creating a finalizer
+    # does that) and ours again after it.
+    global _atexit_registered, _after_weakref
+    if not _after_weakref:
+        weakref = sys.modules.get("weakref")
+        if weakref is not None:
+            weakref.finalize(lambda: None, _noop)  # dies at once; its hook stays registered
+            atexit.unregister(release_all)
+            _atexit_registered = False
+            _after_weakref = True
     if not _atexit_registered:
-        # Registered on the first attachment, i.e. after weakref.finalize registered its own
-        # exit hook (every FD has a finalizer): atexit runs hooks last-in first-out, so ours
-        # runs while finalizers (which close the fds our undo steps close) still work.
         atexit.register(release_all)
         _atexit_registered = True
     if not _installed:

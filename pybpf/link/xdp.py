@@ -12,7 +12,6 @@ the kernel choose (driver if supported, else generic).
 
 from __future__ import annotations
 
-import enum
 import os
 
 from pybpf.program.types import AttachType, ProgType
@@ -24,7 +23,7 @@ from .base import FDLink, Link, link_create, prog_fd_of
 __all__ = ["XDPFlags", "XDPLink", "XDPNetlinkAttachment", "attach_xdp", "xdp_prog_id"]
 
 
-class XDPFlags(enum.IntFlag):
+class XDPFlags:
     """XDP_FLAGS_* from include/uapi/linux/if_link.h."""
 
     UPDATE_IF_NOEXIST = 1 << 0

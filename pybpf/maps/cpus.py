@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 __all__ = ["possible_cpus", "parse_cpu_list", "round8"]
 
 
@@ -18,11 +16,18 @@ def parse_cpu_list(text: str) -> list[int]:
     return cpus
 
 
-@functools.cache
+# possible_cpus()'s answer, read once: it cannot change while the system runs. A
+# global rather than functools.cache, whose import is start-up time the tools pay.
+_possible: int | None = None
+
+
 def possible_cpus() -> int:
     """How many CPUs the kernel considers possible (the size of a per-CPU value array)."""
-    with open("/sys/devices/system/cpu/possible") as f:
-        return len(parse_cpu_list(f.read()))
+    global _possible
+    if _possible is None:
+        with open("/sys/devices/system/cpu/possible") as f:
+            _possible = len(parse_cpu_list(f.read()))
+    return _possible
 
 
 def round8(n: int) -> int:

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import enum
+from pybpf._intenum import IntEnum
 
 __all__ = ["MapType", "MapFlags", "UpdateFlags", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_F_LOCK",
            "PERCPU_TYPES", "FD_VALUE_TYPES", "MAP_OF_MAPS_TYPES", "KEYLESS_TYPES"]
 
 
-# Enums here are built with enum._simple_enum, as the stdlib builds its own at
-# import (re.RegexFlag, http.HTTPStatus): same members and behaviour as the class
-# syntax, about half the creation cost, which every tool pays at start-up.
-@enum._simple_enum(enum.IntEnum)
-class MapType:
+class MapType(IntEnum):
     """enum bpf_map_type (names without the BPF_MAP_TYPE_ prefix)."""
 
     UNSPEC = 0
@@ -56,7 +52,6 @@ class MapType:
         return self.name.lower()
 
 
-@enum._simple_enum(enum.IntFlag)
 class MapFlags:
     """BPF_MAP_CREATE ``map_flags`` (names without the BPF_F_ prefix)."""
 
@@ -81,7 +76,6 @@ class MapFlags:
     NO_USER_CONV = 1 << 18
 
 
-@enum._simple_enum(enum.IntFlag)
 class UpdateFlags:
     """BPF_MAP_UPDATE_ELEM ``flags``: BPF_ANY creates or replaces."""
 

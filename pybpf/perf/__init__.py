@@ -5,6 +5,11 @@
 time, decoded in bulk (see :mod:`pybpf.perf.ring`).
 """
 
-from .reader import LostRecords, PerfReader, Sample, online_cpus
+from pybpf._lazy import lazy_exports
+
+from .reader import LostRecords, PerfReader, online_cpus
 
 __all__ = ["PerfReader", "Sample", "LostRecords", "online_cpus"]
+
+# Sample is a namedtuple created on first use: see pybpf.perf.reader.__getattr__.
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {"Sample": ".reader"})

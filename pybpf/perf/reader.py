@@ -28,8 +28,14 @@ import errno
 import os
 import select
 import time
-from collections import deque, namedtuple
 from itertools import repeat, starmap
+
+try:
+    # The C deque that collections re-exports: importing collections (with keyword,
+    # operator and reprlib) is start-up time every tool would pay for one name.
+    from _collections import deque
+except ImportError:  # an interpreter without it
+    from collections import deque
 
 from pybpf._record import Record
 from pybpf.ringbuf.records import make_decoder
@@ -42,7 +48,11 @@ from .ring import _PAGE, Ring, bulk_layout
 
 TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
 if TYPE_CHECKING:
-    from typing import Any, Callable, Iterator
+    from typing import Any, Callable, Iterator, NamedTuple
+
+    class Sample(NamedTuple):  # for type checkers: created by __getattr__ at run time
+        cpu: int
+        data: Any
 
 __all__ = ["PerfReader", "Sample", "LostRecords", "online_cpus"]
 
@@ -56,13 +66,38 @@ _ALL = 1 << 62
 _CHUNK = 512
 
 
-Sample = namedtuple("Sample", ("cpu", "data"), module=__name__)
-Sample.__doc__ = """One record from ``bpf_perf_event_output``: ``cpu`` (int) and the (decoded) ``data``.
+_SAMPLE_DOC = """One record from ``bpf_perf_event_output``: ``cpu`` (int) and the (decoded) ``data``.
 
 The kernel pads raw data so that ``u32 size`` + data is 8-byte aligned, so
 raw ``data`` may be up to 7 bytes longer than what the program wrote. A
 named tuple, not a record class: it is built once per record on the hot path.
 """
+
+
+def __getattr__(name: str) -> Any:
+    """``Sample`` is created on first use (PEP 562), the only use of collections here.
+
+    The tools read with ``poll(..., sample=False)`` and never build one, and
+    importing collections is start-up time they are judged on. Once created,
+    the class is a module global like any other (pickle finds it by name).
+    """
+    if name == "Sample":
+        from collections import namedtuple
+
+        cls = namedtuple("Sample", ("cpu", "data"), module=__name__)
+        cls.__doc__ = _SAMPLE_DOC
+        globals()["Sample"] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | {"Sample"})
+
+
+def _sample_class() -> type:
+    cls = globals().get("Sample")
+    return cls if cls is not None else __getattr__("Sample")
 
 
 class LostRecords(Record):
@@ -93,7 +128,7 @@ def _samples(cpu: int, records: Any) -> Iterator[Sample]:
     tuple itself, where ``map(tuple.__new__, repeat(Sample), ...)`` would build one per call.
     ``records`` is consumed one item per Sample taken, so after a raising callback
     the records not yet turned into Samples are still in the iterator."""
-    return starmap(_tuple_new, zip(repeat(Sample), zip(repeat(cpu), records)))
+    return starmap(_tuple_new, zip(repeat(_sample_class()), zip(repeat(cpu), records)))
 
 
 class PerfReader:

@@ -30,7 +30,12 @@ from __future__ import annotations
 import errno
 import mmap
 import struct
-from operator import itemgetter
+
+try:
+    # The C itemgetter that operator re-exports, without operator.py's import cost.
+    from _operator import itemgetter
+except ImportError:  # an interpreter without it
+    from operator import itemgetter
 
 from pybpf._record import Record
 from pybpf.ringbuf.records import record_format

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import errno
 import os
-import warnings
 
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, slot_offsets
@@ -248,6 +247,7 @@ class Program:
                 if verify == "compare" and sim is not None:
                     exc.simulator_result = sim
                     if sim.ok:
+                        import warnings  # only here: start-up time the tools pay otherwise
                         warnings.warn(SimulatorDisagreement(
                             f"simulator accepted, kernel rejected: {exc.error}"), stacklevel=2)
                 raise
@@ -259,6 +259,7 @@ class Program:
         if verify == "compare" and sim is not None:
             prog.simulator_result = sim
             if not sim.ok:
+                import warnings
                 warnings.warn(SimulatorDisagreement(
                     f"simulator rejected, kernel accepted: {sim.error} (insn {sim.insn})"),
                     stacklevel=2)

@@ -7,16 +7,12 @@ and ``bpftool_name`` the lower-case name bpftool prints (``sched_cls``).
 
 from __future__ import annotations
 
-import enum
+from pybpf._intenum import IntEnum
 
 __all__ = ["ProgType", "AttachType", "LinkType", "prog_type", "attach_type"]
 
 
-# Enums here are built with enum._simple_enum, as the stdlib builds its own at
-# import (re.RegexFlag, http.HTTPStatus): same members and behaviour as the class
-# syntax, about half the creation cost, which every tool pays at start-up.
-@enum._simple_enum(enum.IntEnum)
-class ProgType:
+class ProgType(IntEnum):
     """enum bpf_prog_type."""
 
     UNSPEC = 0
@@ -66,8 +62,7 @@ _BPFTOOL_NAMES = {ProgType.RAW_TRACEPOINT: "raw_tracepoint",
                   ProgType.RAW_TRACEPOINT_WRITABLE: "raw_tracepoint_writable"}
 
 
-@enum._simple_enum(enum.IntEnum)
-class AttachType:
+class AttachType(IntEnum):
     """enum bpf_attach_type."""
 
     CGROUP_INET_INGRESS = 0
@@ -134,8 +129,7 @@ class AttachType:
         return f"BPF_{self.name}"
 
 
-@enum._simple_enum(enum.IntEnum)
-class LinkType:
+class LinkType(IntEnum):
     """enum bpf_link_type."""
 
     UNSPEC = 0

@@ -28,7 +28,12 @@ import os
 import select
 import struct
 import time
-from collections import deque
+
+try:
+    # The C deque that collections re-exports, without collections' import cost.
+    from _collections import deque
+except ImportError:  # an interpreter without it
+    from collections import deque
 
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
 from pybpf.syscall.map_cmds import map_get_info

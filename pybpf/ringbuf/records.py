@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections import namedtuple
 from itertools import repeat
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
@@ -51,8 +50,19 @@ def make_decoder(record_type: Any) -> Callable[[bytes], Any] | None:
     raise TypeError(f"cannot decode records into {record_type!r}")
 
 
-# Every namedtuple class's ``_make`` shares this code object (collections defines it once).
-_NAMEDTUPLE_MAKE_CODE = namedtuple("_Probe", "x")._make.__func__.__code__
+# Every namedtuple class's ``_make`` shares one code object (collections defines it
+# once); found on the first row_maker() call, as importing collections is start-up
+# time for the tools, which never get here (and a namedtuple's owner has imported it).
+_namedtuple_make_code = None
+
+
+def _stock_make_code() -> object:
+    global _namedtuple_make_code
+    if _namedtuple_make_code is None:
+        from collections import namedtuple
+
+        _namedtuple_make_code = namedtuple("_Probe", "x")._make.__func__.__code__
+    return _namedtuple_make_code
 
 
 def row_maker(cls: type) -> Callable[[Iterable[tuple]], Iterable[Any]]:
@@ -66,7 +76,7 @@ def row_maker(cls: type) -> Callable[[Iterable[tuple]], Iterable[Any]]:
     overrides ``_make`` keeps its own.
     """
     make = cls._make
-    if getattr(getattr(make, "__func__", None), "__code__", None) is _NAMEDTUPLE_MAKE_CODE:
+    if getattr(getattr(make, "__func__", None), "__code__", None) is _stock_make_code():
         new = tuple.__new__
         return lambda rows: map(new, repeat(cls), rows)
     return lambda rows: map(make, rows)

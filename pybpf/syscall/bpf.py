@@ -7,8 +7,9 @@ of ``union bpf_attr``) and gets an int back or a typed :class:`BPFError`.
 from __future__ import annotations
 
 import ctypes
-import enum
 import os
+
+from pybpf._intenum import IntEnum
 
 from .errors import BPFError, error_for
 
@@ -22,11 +23,7 @@ _NR = {
 }[os.uname().machine]
 
 
-# Enums here are built with enum._simple_enum, as the stdlib builds its own at
-# import (re.RegexFlag, http.HTTPStatus): same members and behaviour as the class
-# syntax, about half the creation cost, which every tool pays at start-up.
-@enum._simple_enum(enum.IntEnum)
-class Cmd:
+class Cmd(IntEnum):
     """bpf(2) commands (enum bpf_cmd)."""
 
     MAP_CREATE = 0

@@ -1,14 +1,13 @@
 """File descriptors as owned objects.
 
 Every fd pybpf obtains is wrapped in an :class:`FD` that closes it exactly
-once: explicitly, through a ``with`` block, or from a finalizer when the
+once: explicitly, through a ``with`` block, or from ``__del__`` when the
 owner is garbage-collected, so no code path leaks descriptors.
 """
 
 from __future__ import annotations
 
 import os
-import weakref
 
 __all__ = ["FD", "fd_of"]
 
@@ -16,14 +15,21 @@ __all__ = ["FD", "fd_of"]
 class FD:
     """An owned file descriptor."""
 
-    __slots__ = ("_fd", "_finalizer", "__weakref__")
+    __slots__ = ("_fd", "__weakref__")
 
     def __init__(self, fd: int):
         if fd < 0:
             raise ValueError(f"invalid file descriptor {fd}")
         self._fd = fd
-        self._finalizer = weakref.finalize(self, os.close, fd)
-        self._finalizer.atexit = False
+
+    def __del__(self, _close=os.close) -> None:
+        # Garbage-collected while still owning the fd. A __del__, not weakref.finalize:
+        # importing weakref is start-up time every tool would pay. os.close is bound
+        # at definition, as module globals may already be gone at interpreter exit.
+        fd = getattr(self, "_fd", -1)  # -1 also if __init__ refused the fd
+        if fd >= 0:
+            self._fd = -1
+            _close(fd)
 
     @property
     def fd(self) -> int:
@@ -42,18 +48,13 @@ class FD:
         return self.fd
 
     def close(self) -> None:
-        # Close directly rather than through the finalizer: once interpreter
-        # shutdown has begun, weakref.finalize callbacks become no-ops, and an
-        # exit-time detach must still release the descriptor.
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
-            self._finalizer.detach()
             os.close(fd)
 
     def detach(self) -> int:
         """Give up ownership and return the raw fd (the caller must close it)."""
         fd = self.fd
-        self._finalizer.detach()
         self._fd = -1
         return fd
 

@@ -11,10 +11,11 @@ per-CPU rings. This module holds only the raw layout and constants
 from __future__ import annotations
 
 import ctypes
-import enum
 import errno
 import fcntl
 import os
+
+from pybpf._intenum import IntEnum
 
 from .bpf import perf_event_open
 from .errors import NotSupported, error_for
@@ -31,11 +32,7 @@ __all__ = [
 EVENT_SOURCE = "/sys/bus/event_source/devices"
 
 
-# Enums here are built with enum._simple_enum, as the stdlib builds its own at
-# import (re.RegexFlag, http.HTTPStatus): same members and behaviour as the class
-# syntax, about half the creation cost, which every tool pays at start-up.
-@enum._simple_enum(enum.IntEnum)
-class PerfType:
+class PerfType(IntEnum):
     """perf_type_id: the ``type`` field of perf_event_attr (dynamic PMUs have their own)."""
 
     HARDWARE = 0
@@ -46,8 +43,7 @@ class PerfType:
     BREAKPOINT = 5
 
 
-@enum._simple_enum(enum.IntEnum)
-class PerfSwId:
+class PerfSwId(IntEnum):
     """perf_sw_ids: ``config`` for PERF_TYPE_SOFTWARE."""
 
     CPU_CLOCK = 0
@@ -63,7 +59,6 @@ class PerfSwId:
     BPF_OUTPUT = 10
 
 
-@enum._simple_enum(enum.IntFlag)
 class SampleType:
     """perf_event_sample_format bits (``sample_type``)."""
 
@@ -80,8 +75,7 @@ class SampleType:
     RAW = 1 << 10
 
 
-@enum._simple_enum(enum.IntEnum)
-class RecordType:
+class RecordType(IntEnum):
     """perf_event_type: ``perf_event_header.type`` of records in the mmap ring."""
 
     MMAP = 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import sys
 
 TYPE_CHECKING = False  # typing and argparse are not imported at run time (start-up cost)
 if TYPE_CHECKING:
@@ -42,5 +42,7 @@ def parse_plain(argv: list[str]) -> object | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    module = importlib.import_module(f"pybpf.tools.{args.name}")
+    name = f"pybpf.tools.{args.name}"
+    __import__(name)  # importlib.import_module without importing importlib (start-up cost)
+    module = sys.modules[name]
     return int(module.main(args.args) or 0)

@@ -7,9 +7,15 @@ per event (one per line), which is what scripts and tests read.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
+
+try:
+    # The C module that signal.py wraps: the wrapper only converts numbers to and
+    # from enums, and importing it (with enum) is start-up time every tool pays.
+    import _signal as signal
+except ImportError:  # an interpreter without it
+    import signal
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost)
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ through the real verifier).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import sys
@@ -26,7 +25,7 @@ if TYPE_CHECKING:
     from typing import Any, Callable
 
 __all__ = ["load", "attach", "attach_mode", "program_type", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
-           "fail", "run", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
+           "fail", "run", "ExitStack", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
 
 ATTACH_CHOICES = ("auto", "kprobe", "tracepoint")
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
@@ -117,8 +116,59 @@ def fail(tool: str, exc: BaseException) -> int:
     return 1
 
 
+class ExitStack:
+    """What the tools use of :class:`contextlib.ExitStack`: ``enter_context`` and ``callback``.
+
+    contextlib, with the functools and collections it imports, is start-up time
+    every tool would pay. Leaving the ``with`` runs the exits newest first,
+    each seeing the exception in flight, as contextlib's does: an exit that
+    raises does not stop the older ones, its exception propagates chained to
+    the one it replaced, and an exit returning true suppresses the exception.
+    """
+
+    def __init__(self) -> None:
+        self._exits: list[Callable[..., Any]] = []
+
+    def enter_context(self, cm: Any) -> Any:
+        """Enter ``cm`` and push its ``__exit__``; returns what ``__enter__`` returned."""
+        cls = type(cm)
+        try:
+            enter, exit = cls.__enter__, cls.__exit__
+        except AttributeError:
+            raise TypeError(f"'{cls.__module__}.{cls.__qualname__}' object does not support "
+                            f"the context manager protocol") from None
+        result = enter(cm)
+        self._exits.append(lambda typ, value, tb: exit(cm, typ, value, tb))
+        return result
+
+    def callback(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        """Push ``fn(*args, **kwargs)`` (it cannot suppress an exception); returns ``fn``."""
+        def exit(typ: Any, value: Any, tb: Any) -> None:
+            fn(*args, **kwargs)
+        self._exits.append(exit)
+        return fn
+
+    def __enter__(self) -> ExitStack:
+        return self
+
+    def __exit__(self, typ: Any, value: Any, tb: Any) -> bool:
+        received = value is not None
+        while self._exits:
+            exit = self._exits.pop()
+            try:
+                if exit(typ, value, tb):
+                    typ = value = tb = None
+            except BaseException as new:
+                # The older exits run while ``new`` is being handled, so that one
+                # raising in turn chains to it; they may also suppress it.
+                if self.__exit__(type(new), new, new.__traceback__):
+                    return received
+                raise
+        return received and value is None
+
+
 def run(name: str, duration: float | None,
-        start: Callable[[contextlib.ExitStack], tuple[str, Callable[[float], object]]],
+        start: Callable[[ExitStack], tuple[str, Callable[[float], object]]],
         *, finish: Callable[[], object] | None = None, header: Callable[[], object] | None = None
         ) -> int:
     """The life of a tool: set up, announce, poll until stopped, finish, undo everything.
@@ -135,7 +185,7 @@ def run(name: str, duration: float | None,
 
     stop = Stop(duration)  # installed first: a signal during setup still ends cleanly
     try:
-        with contextlib.ExitStack() as stack:
+        with ExitStack() as stack:
             what, poll = start(stack)
             resume_gc()  # set up: collect normally from here on (see pybpf.tools)
             if header is not None:
@@ -213,10 +263,14 @@ class Events:
         else:
             from pybpf.perf import PerfReader
             self._reader = PerfReader(self.map, pages=8, wakeup_events=1)
-            self._cb = lambda sample: callback(unpack(sample.data[:size]))
+            # (cpu, data) rather than a Sample: nothing to build per record, and the
+            # Sample class (a namedtuple: collections) is never created at start-up.
+            self._cb = lambda cpu, data: callback(unpack(data[:size]))
 
     def poll(self, timeout: float) -> int:
-        return self._reader.poll(self._cb, timeout)
+        if self.ringbuf:
+            return self._reader.poll(self._cb, timeout)
+        return self._reader.poll(self._cb, timeout, sample=False)
 
     @property
     def lost(self) -> int:
