@@ -3,7 +3,7 @@
 A benchmark baseline, not library code: :mod:`bench.startup` times it beside
 pybpf's execsnoop to show how much of pybpf's time to first event is the
 interpreter and the few stdlib modules every bpf(2) user needs (ctypes,
-mmap, select, signal), and how much is pybpf. It does what
+mmap, select, _signal), and how much is pybpf. It does what
 ``pybpf tool execsnoop`` does on this kernel, by hand: a perf event array,
 one BPF_PROG_LOAD of hand-encoded instructions, a tracepoint perf event with
 the program attached, and a reader of the per-CPU rings. No error handling
@@ -14,7 +14,7 @@ import ctypes
 import mmap
 import os
 import select
-import signal
+import _signal  # the C module signal.py wraps: no enum import (pybpf does the same)
 import struct
 import sys
 
@@ -96,7 +96,7 @@ def main() -> None:
     efd = perf_open(2, tp, 0)  # PERF_TYPE_TRACEPOINT
     libc.ioctl(efd, 0x40042408, pfd)  # PERF_EVENT_IOC_SET_BPF
     libc.ioctl(efd, 0x2400, 0)
-    signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+    _signal.signal(_signal.SIGINT, lambda *a: sys.exit(0))
     print("PID     COMM", flush=True)
     poller = select.poll()
     for fd in rings:

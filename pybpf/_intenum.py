@@ -41,15 +41,16 @@ class _IntEnumType(type):
             del namespace[k]
         cls = super().__new__(mcls, name, bases, namespace)
         by_name, by_value, canonical = {}, {}, []
+        new, set_name, set_member = int.__new__, object.__setattr__, type.__setattr__
         for k, v in items:
             member = by_value.get(v)
             if member is None:
-                member = int.__new__(cls, v)
-                member._name_ = k
+                member = new(cls, v)
+                set_name(member, "_name_", k)  # past IntEnum.__setattr__, which refuses it
                 by_value[v] = member
                 canonical.append(k)
             by_name[k] = member
-            type.__setattr__(cls, k, member)
+            set_member(cls, k, member)
         type.__setattr__(cls, "_member_map_", by_name)
         type.__setattr__(cls, "_value2member_map_", by_value)
         type.__setattr__(cls, "_member_names_", canonical)
@@ -128,7 +129,4 @@ class IntEnum(int, metaclass=_IntEnumType):
         return self
 
     def __setattr__(self, name, value):
-        if name == "_name_" and "_name_" not in self.__dict__:
-            object.__setattr__(self, name, value)
-            return
         raise AttributeError(f"{type(self).__name__} members are read-only")
