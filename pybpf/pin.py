@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from pybpf.syscall import map_cmds as cmds
-from pybpf.syscall.attr_prog import LinkInfo
+from pybpf.syscall.attr_attach import LinkInfo
 from pybpf.syscall.errors import BPFError
 from pybpf.syscall.fd import FD, fd_of
 from pybpf.syscall.prog_cmds import obj_get_info

@@ -14,7 +14,7 @@ import sys
 
 from pybpf.program.types import ProgType
 from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
-from pybpf.syscall.attr_prog import LinkCreateAttr, LinkInfo
+from pybpf.syscall.attr_prog import LinkCreateAttr
 from pybpf.syscall.map_cmds import object_ids, open_objects
 
 from .cleanup import Release
@@ -22,6 +22,8 @@ from .cleanup import Release
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
     from typing import Iterator
+
+    from pybpf.syscall.attr_attach import LinkInfo
 
 __all__ = ["Link", "FDLink", "link_ids", "link_infos"]
 
@@ -58,6 +60,7 @@ def raw_tracepoint_open(name: str | None, prog_fd: int, context: str) -> FD:
 
 def link_info(fd: int) -> LinkInfo:
     """struct bpf_link_info of a link fd (type, id, prog_id and the per-type part)."""
+    from pybpf.syscall.attr_attach import LinkInfo  # not at import: start-up time (attr_attach)
     return prog_cmds.obj_get_info(fd, LinkInfo(), f"link info of fd {fd}")
 
 

@@ -38,7 +38,6 @@ except ImportError:  # an interpreter without it
     from collections import deque
 
 from pybpf._record import Record
-from pybpf.ringbuf.records import make_decoder
 from pybpf.syscall import BadFD, BPFError, Cmd, InvalidArgument, bpf, fd_of
 from pybpf.syscall import perf as _perf
 from pybpf.syscall.attr_map import MapElemAttr
@@ -174,7 +173,10 @@ class PerfReader:
             raise InvalidArgument(errno.EINVAL, "PerfReader",
                                   f"map {info.name.decode() or fd} has type {info.type}, "
                                   f"not BPF_MAP_TYPE_PERF_EVENT_ARRAY ({_PERF_EVENT_ARRAY})")
-        self._decode = make_decoder(record_type)
+        self._decode = None
+        if record_type is not None:  # the tools decode raw bytes themselves: no import for them
+            from pybpf.ringbuf.records import make_decoder
+            self._decode = make_decoder(record_type)
         self._bulk = bulk_layout(record_type)
         self.wakeup_events = wakeup_events
         self.watermark = watermark

@@ -38,7 +38,6 @@ except ImportError:  # an interpreter without it
     from operator import itemgetter
 
 from pybpf._record import Record
-from pybpf.ringbuf.records import record_format
 from pybpf.syscall import FD, BPFError
 from pybpf.syscall import perf as _perf
 
@@ -88,6 +87,9 @@ def bulk_layout(record_type: Any) -> BulkLayout | None:
     """A :class:`BulkLayout` for struct-described record types (the forms ``make_decoder``
     accepts), or None. Formats need an explicit byte order (``<``, ``>``, ``!``, ``=``):
     with native alignment, fields after the 12-byte prefix would be padded differently."""
+    if record_type is None:  # raw bytes (what the tools read): no record decoding imported
+        return None
+    from pybpf.ringbuf.records import record_format
     found = record_format(record_type)
     if found is None:
         return None

@@ -18,7 +18,6 @@ import os
 
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, slot_offsets
-from pybpf.errors import VerifierError
 from pybpf.syscall import prog_cmds
 from pybpf.syscall.errors import BPFError, BPFPermissionError, error_for
 from pybpf.syscall.fd import FD
@@ -164,6 +163,7 @@ def explain(spec: ProgramSpec, exc: BPFError) -> BPFError:
                                   permission_hint(spec.prog_type))
     hint = _probe_hint(spec, exc, text)
     if text.strip():
+        from pybpf.errors import VerifierError
         from .log import summarize
         summary = summarize(text)
         verr = VerifierError(summary.error or os.strerror(err), log=text, insn=summary.insn,
@@ -243,8 +243,9 @@ class Program:
         try:
             try:
                 res = load_kernel(spec, code, log_level=log_level, log_size=log_size)
-            except VerifierError as exc:
-                if verify == "compare" and sim is not None:
+            except BPFError as exc:
+                from pybpf.errors import VerifierError  # on failure only: start-up time
+                if isinstance(exc, VerifierError) and verify == "compare" and sim is not None:
                     exc.simulator_result = sim
                     if sim.ok:
                         import warnings  # only here: start-up time the tools pay otherwise

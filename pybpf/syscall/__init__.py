@@ -29,21 +29,30 @@ __all__ += ["ObjectNotFound", *map_cmds.__all__]
 
 # --- program, BTF and link commands (programs engineer) ---
 from . import attr_prog, prog_cmds  # noqa: E402
-from .attr_prog import (AttachFlags, LinkCreateAttr, LinkInfo, ProgFlags, ProgInfo,  # noqa: E402
-                        TestRunFlags)
-from .prog_cmds import (LoadResult, btf_load,  # noqa: E402
-                        link_create, link_detach, link_info, link_update, prog_attach, prog_detach,
-                        prog_info, prog_info_full, prog_load, prog_query, prog_test_run,
-                        raw_tracepoint_open)
+from .attr_prog import AttachFlags, LinkCreateAttr, ProgFlags, ProgInfo, TestRunFlags  # noqa: E402
+from .prog_cmds import (LoadResult, btf_load, link_create, prog_info, prog_info_full,  # noqa: E402
+                        prog_load, prog_test_run)
 
-__all__ += ["AttachFlags", "LinkCreateAttr", "LinkInfo", "ProgFlags", "ProgInfo", "TestRunFlags",
+__all__ += ["AttachFlags", "LinkCreateAttr", "ProgFlags", "ProgInfo", "TestRunFlags",
             *prog_cmds.__all__]
 # --- end program commands ---
 
+# Commands on existing attachments and their layouts load on first use (attach_cmds,
+# attr_attach): a tool's start-up needs none of them.
+_ATTACH_CMDS = ("link_info", "prog_attach", "prog_detach", "prog_query", "link_update",
+                "link_detach", "raw_tracepoint_open", "QueryResult")
+__all__ += ["LinkInfo", *_ATTACH_CMDS]
+
 
 def __getattr__(name: str):
-    # TestRunOutput, ProgInfoFull, QueryResult: see prog_cmds.__getattr__ (start-up time).
-    if name in ("TestRunOutput", "ProgInfoFull", "QueryResult"):
+    # TestRunOutput, ProgInfoFull: see prog_cmds.__getattr__ (start-up time).
+    if name in ("TestRunOutput", "ProgInfoFull"):
         from . import prog_results
         return getattr(prog_results, name)
+    if name in _ATTACH_CMDS:
+        from . import attach_cmds
+        return getattr(attach_cmds, name)
+    if name == "LinkInfo":
+        from .attr_attach import LinkInfo
+        return LinkInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
