@@ -18,8 +18,8 @@ _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
 
 _NR = {
-    "x86_64": {"bpf": 321, "perf_event_open": 298},
-    "aarch64": {"bpf": 280, "perf_event_open": 241},
+    "x86_64": {"bpf": 321, "perf_event_open": 298, "ioctl": 16},
+    "aarch64": {"bpf": 280, "perf_event_open": 241, "ioctl": 29},
 }[os.uname().machine]
 
 
@@ -87,6 +87,18 @@ def perf_event_open(attr: ctypes.Structure, pid: int, cpu: int, group_fd: int = 
                    ctypes.c_int(group_fd), ctypes.c_ulong(flags))
     if ret < 0:
         raise error_for(ctypes.get_errno(), "perf_event_open", context)
+    return ret
+
+
+def ioctl(fd: int, request: int, arg: int, name: str) -> int:
+    """ioctl(2) with an integer argument (the perf event ioctls), raising a typed error.
+
+    Here rather than through :func:`fcntl.ioctl`: this module's syscall() is at hand,
+    and importing fcntl is start-up time every tool would pay.
+    """
+    ret = _syscall(_NR["ioctl"], ctypes.c_int(fd), ctypes.c_ulong(request), ctypes.c_ulong(arg))
+    if ret < 0:
+        raise error_for(ctypes.get_errno(), name)
     return ret
 
 

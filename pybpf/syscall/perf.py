@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import fcntl
 import os
 
 from pybpf._intenum import IntEnum
 
-from .bpf import perf_event_open
-from .errors import NotSupported, error_for
+from .bpf import ioctl, perf_event_open
+from .errors import NotSupported
 from .fd import FD
 
 __all__ = [
@@ -184,24 +183,17 @@ def open_event(attr: PerfEventAttr, *, pid: int = -1, cpu: int = 0, group_fd: in
     return FD(perf_event_open(attr, pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC, context=context))
 
 
-def _ioctl(fd: int, request: int, arg: int, name: str) -> None:
-    try:
-        fcntl.ioctl(fd, request, arg)
-    except OSError as exc:
-        raise error_for(exc.errno or errno.EINVAL, name) from None
-
-
 def ioctl_enable(fd: int) -> None:
-    _ioctl(fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
+    ioctl(fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
 
 
 def ioctl_disable(fd: int) -> None:
-    _ioctl(fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")
+    ioctl(fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")
 
 
 def ioctl_set_bpf(fd: int, prog_fd: int) -> None:
     """Attach a BPF program to a perf event (the pre-5.15 way; kept for old kernels)."""
-    _ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
+    ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd, "PERF_EVENT_IOC_SET_BPF")
 
 
 def pmu_type(name: str) -> int:

@@ -11,13 +11,12 @@ attaches what the kernel reported (``err.log``, ``err.log_true_size``,
 from __future__ import annotations
 
 import ctypes
-import errno
 
 from pybpf._record import Record
 
 from .attr_prog import BPF_OBJ_NAME_LEN, BtfLoadAttr, LinkCreateAttr, ProgInfo, ProgLoadAttr, TestRunAttr
 from .bpf import Cmd, bpf
-from .errors import BPFError, ObjectNotFound
+from .errors import BPFError
 from .map_cmds import obj_get_info_by_fd
 
 TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record

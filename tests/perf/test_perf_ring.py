@@ -165,3 +165,24 @@ def test_a_raising_decoder_leaves_the_ring_as_it_was():
     got, losses = ring.read(100, make_decoder(struct.Struct("<QII")), None)
     assert [r[0] for r in got] == list(range(8)) and losses == [3]
     ring.close()
+
+
+def test_perf_ioctls_report_the_kernels_errno_by_name():
+    # The ioctls go through syscall(SYS_ioctl) (no fcntl): errors must still be typed.
+    import errno
+    import os
+
+    from pybpf.syscall import BadFD, BPFError
+    from pybpf.syscall.perf import ioctl_enable, ioctl_set_bpf
+
+    with pytest.raises(BadFD) as bad:
+        ioctl_enable(1 << 20)  # no such fd
+    assert bad.value.errno == errno.EBADF and "PERF_EVENT_IOC_ENABLE" in str(bad.value)
+    r, w = os.pipe()
+    try:
+        with pytest.raises(BPFError) as notty:  # a pipe is not a perf event
+            ioctl_set_bpf(r, w)
+        assert notty.value.errno == errno.ENOTTY and "PERF_EVENT_IOC_SET_BPF" in str(notty.value)
+    finally:
+        os.close(r)
+        os.close(w)

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pybpf.__file__)))
 HEAVY = ("dataclasses", "inspect", "ast", "typing", "argparse", "gettext", "shutil", "threading",
          "re", "socket", "json", "hypothesis", "pyroute2",
          "contextlib", "functools", "collections", "keyword", "reprlib", "operator", "weakref",
-         "_weakrefset", "signal", "importlib", "warnings", "enum")
+         "_weakrefset", "signal", "importlib", "warnings", "enum", "fcntl")
 
 # The `pybpf` command (scripts/pybpf, installed by pip in place of an entry-point wrapper,
 # which would import re).
