@@ -425,3 +425,16 @@ def test_tool_as_nobody_says_why():
     assert_clean(proc.stderr)
     assert proc.returncode != 0
     assert "must be run as root" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_installed_pybpf_command_is_the_script_file():
+    # pip installs scripts/pybpf beside the interpreter (not an entry-point wrapper, which
+    # would import re first), with its "#!python" line pointing at that interpreter.
+    script = os.path.join(os.path.dirname(sys.executable), "pybpf")
+    with open(script) as f:
+        first = f.readline().strip()
+        rest = f.read()
+    assert first.startswith("#!") and os.path.basename(first[2:].split()[0]).startswith("python")
+    assert "from pybpf.cli import main" in rest and "import re" not in rest
+    proc = subprocess.run([script, "tool", "--help"], capture_output=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.decode().startswith("usage: pybpf tool")
