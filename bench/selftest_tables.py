@@ -104,6 +104,17 @@ def preprocess(text: str, macros: dict) -> str:
     return "\n".join(out)
 
 
+def _past_group(toks, i):
+    """toks[i] == '{'; the index just past its matching '}'."""
+    depth = 0
+    while True:
+        depth += toks[i] == "{"
+        depth -= toks[i] == "}"
+        i += 1
+        if depth == 0:
+            return i
+
+
 def _split_args(toks, i):
     """toks[i] == '('; returns (args, index after ')')."""
     depth, args, cur = 0, [], []
@@ -273,13 +284,7 @@ class Uapi:
                 continue
             if t in ("struct", "union") and i + 1 < len(toks) and (toks[i + 1] == "{" or toks[i + 2] == "{"):
                 j = i + 1 if toks[i + 1] == "{" else i + 2
-                depth, k = 0, j
-                while True:
-                    depth += toks[k] == "{"
-                    depth -= toks[k] == "}"
-                    k += 1
-                    if depth == 0:
-                        break
+                k = _past_group(toks, j)
                 sub = self._parse_body(" ".join(toks[j + 1:k - 1]), t == "union")
                 sub.size = (sub.size + sub.align - 1) // sub.align * sub.align
                 name = toks[k] if toks[k] != ";" else None
@@ -301,7 +306,7 @@ class Uapi:
                     place(decl[-1], 8, 8)
                     continue
                 sub = self.layout(decl[0], decl[1])
-                name, rest = decl[2], decl[3:]
+                name = decl[2]
                 size, align = sub.size, sub.align
             else:
                 dims = []
@@ -321,7 +326,6 @@ class Uapi:
                 if tname is None:
                     raise Unsupported(f"type {' '.join(decl)}")
                 align = _SIZES[tname]
-                aligned = [d for d in decl if d.startswith("__attribute__") or d == "__aligned"]
                 size = align
                 for d in dims:
                     size *= d
@@ -670,13 +674,7 @@ def _entries(toks):
     i, out = 0, []
     while i < len(toks):
         if toks[i] == "{":
-            depth, j = 0, i
-            while True:
-                depth += toks[j] == "{"
-                depth -= toks[j] == "}"
-                j += 1
-                if depth == 0:
-                    break
+            j = _past_group(toks, i)
             out.append(toks[i + 1:j - 1])
             i = j
         else:

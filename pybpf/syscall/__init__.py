@@ -37,22 +37,12 @@ __all__ += ["AttachFlags", "LinkCreateAttr", "ProgFlags", "ProgInfo", "TestRunFl
             *prog_cmds.__all__]
 # --- end program commands ---
 
-# Commands on existing attachments and their layouts load on first use (attach_cmds,
-# attr_attach): a tool's start-up needs none of them.
-_ATTACH_CMDS = ("link_info", "prog_attach", "prog_detach", "prog_query", "link_update",
-                "link_detach", "raw_tracepoint_open", "QueryResult")
-__all__ += ["LinkInfo", *_ATTACH_CMDS]
+# Result dataclasses and commands on existing attachments load on first use: a
+# tool's start-up needs none of them (prog_cmds.LAZY says where each one lives).
+__all__ += [name for name in prog_cmds.LAZY if name not in __all__]
 
 
 def __getattr__(name: str):
-    # TestRunOutput, ProgInfoFull: see prog_cmds.__getattr__ (start-up time).
-    if name in ("TestRunOutput", "ProgInfoFull"):
-        from . import prog_results
-        return getattr(prog_results, name)
-    if name in _ATTACH_CMDS:
-        from . import attach_cmds
-        return getattr(attach_cmds, name)
-    if name == "LinkInfo":
-        from .attr_attach import LinkInfo
-        return LinkInfo
+    if name in prog_cmds.LAZY:
+        return getattr(prog_cmds, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

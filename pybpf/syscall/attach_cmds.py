@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .prog_results import QueryResult
 
 __all__ = ["link_info", "prog_attach", "prog_detach", "prog_query", "link_update", "link_detach",
-           "raw_tracepoint_open", "QueryResult"]
+           "raw_tracepoint_open"]
 
 
 def link_info(fd: int) -> tuple[LinkInfo, str]:
@@ -113,9 +113,3 @@ def raw_tracepoint_open(name: str | None, prog_fd: int, cookie: int = 0, context
     return bpf(Cmd.RAW_TRACEPOINT_OPEN, attr, context or (f"raw tracepoint {name!r}" if name else ""),
                errors={errno.ENOENT: ObjectNotFound})
 
-
-def __getattr__(name: str):
-    if name == "QueryResult":  # a dataclass: defined on first use (see prog_cmds)
-        from .prog_results import QueryResult
-        return QueryResult
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,6 +11,7 @@ attaches what the kernel reported (``err.log``, ``err.log_true_size``,
 from __future__ import annotations
 
 import ctypes
+import sys
 
 from pybpf._record import Record
 
@@ -28,10 +29,13 @@ __all__ = [
     "prog_info", "prog_info_full", "link_create",
 ]
 
-# Commands on existing attachments live in attach_cmds (their ctypes layouts are
-# start-up time a tool would pay); the names stay reachable from here.
-_ATTACH_CMDS = ("link_info", "prog_attach", "prog_detach", "prog_query", "link_update",
-                "link_detach", "raw_tracepoint_open", "QueryResult")
+# Names defined on first use by __getattr__ below (start-up time a tool would pay):
+# result dataclasses in prog_results, commands on existing attachments (and their
+# ctypes layouts) in attach_cmds. pybpf.syscall resolves them through here too.
+LAZY = {"TestRunOutput": "prog_results", "ProgInfoFull": "prog_results",
+        "QueryResult": "prog_results", "LinkInfo": "attr_attach",
+        **dict.fromkeys(("link_info", "prog_attach", "prog_detach", "prog_query", "link_update",
+                         "link_detach", "raw_tracepoint_open"), "attach_cmds")}
 
 # The kernel refuses log buffers above UINT_MAX >> 2 (kernel/bpf/log.c).
 MAX_LOG_SIZE = (1 << 30) - 1
@@ -210,13 +214,8 @@ def link_create(attr: LinkCreateAttr, context: str = "") -> int:
 
 
 def __getattr__(name: str):
-    # The result types of test runs and info dumps are defined on first use
-    # (pybpf.syscall.prog_results): loading a program, what every tool does at
-    # start-up, needs only LoadResult, and each dataclass costs its creation time.
-    if name in ("TestRunOutput", "ProgInfoFull"):
-        from . import prog_results
-        return getattr(prog_results, name)
-    if name in _ATTACH_CMDS:
-        from . import attach_cmds
-        return getattr(attach_cmds, name)
+    if name in LAZY:
+        module = f"{__package__}.{LAZY[name]}"
+        __import__(module)
+        return getattr(sys.modules[module], name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

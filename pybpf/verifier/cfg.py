@@ -12,6 +12,10 @@ from pybpf.asm import opcodes as op
 
 from .errors import Reject
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
 __all__ = ["Program", "build", "check_cfg", "live_regs"]
 
 
@@ -208,11 +212,15 @@ def _uses_defs(ins) -> tuple[int, int]:
     return 0x7FF, 0
 
 
-def live_regs(prog: Program) -> list[int]:
-    """Backward may-live analysis: bit r set in live[i] if ri may be read from insn i on."""
+def _backward_fixpoint(prog: Program, transfer: Callable[[int, Any, int, list[int]], int]) -> list[int]:
+    """Solve a backward may-analysis: per insn, a bit set from the union of its successors'.
+
+    ``transfer(i, ins, out, facts)`` gives insn i's set from ``out`` (the union over
+    its successors; ``facts`` is the solution so far); holes in ``prog.insns``
+    (ld_imm64 second slots) stay 0.
+    """
     n = len(prog)
-    live = [0] * n
-    ud = [(_uses_defs(ins) if ins is not None else (0, 0)) for ins in prog.insns]
+    facts = [0] * n
     succs = [successors(prog, i) if ins is not None else [] for i, ins in enumerate(prog.insns)]
     changed = True
     while changed:
@@ -221,21 +229,31 @@ def live_regs(prog: Program) -> list[int]:
             ins = prog.insns[i]
             if ins is None:
                 continue
-            use, dfn = ud[i]
             out = 0
             for w in succs[i]:
                 if 0 <= w < n:
-                    out |= live[w]
-            if _is_pseudo_call(ins):
-                out = live[succs[i][0]] if succs[i][0] < n else 0
-                use = 0x3E
-                dfn = 0x3F
-            new = use | (out & ~dfn)
-            if new != live[i]:
-                live[i] = new
+                    out |= facts[w]
+            new = transfer(i, ins, out, facts)
+            if new != facts[i]:
+                facts[i] = new
                 changed = True
-    prog.live = live
-    return live
+    return facts
+
+
+def live_regs(prog: Program) -> list[int]:
+    """Backward may-live analysis: bit r set in live[i] if ri may be read from insn i on."""
+    ud = [(_uses_defs(ins) if ins is not None else (0, 0)) for ins in prog.insns]
+    n = len(prog)
+
+    def transfer(i: int, ins: Any, out: int, live: list[int]) -> int:
+        use, dfn = ud[i]
+        if _is_pseudo_call(ins):  # the callee's reads are its own: live after the return
+            out = live[i + 1] if i + 1 < n else 0
+            use, dfn = 0x3E, 0x3F
+        return use | (out & ~dfn)
+
+    prog.live = _backward_fixpoint(prog, transfer)
+    return prog.live
 
 
 SLOT0 = 16
@@ -263,24 +281,7 @@ def precision_needs(prog: Program) -> list[int]:
     n = len(prog)
     if len(prog.subprogs) > 1:
         return [ALL] * n
-    need = [0] * n
-    succs = [successors(prog, i) if ins is not None else [] for i, ins in enumerate(prog.insns)]
-    changed = True
-    while changed:
-        changed = False
-        for i in range(n - 1, -1, -1):
-            ins = prog.insns[i]
-            if ins is None:
-                continue
-            out = 0
-            for w in succs[i]:
-                if 0 <= w < n:
-                    out |= need[w]
-            new = _need_transfer(ins, out)
-            if new != need[i]:
-                need[i] = new
-                changed = True
-    return need
+    return _backward_fixpoint(prog, lambda i, ins, out, need: _need_transfer(ins, out))
 
 
 def _need_transfer(ins, out: int) -> int:

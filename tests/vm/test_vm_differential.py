@@ -8,6 +8,7 @@ both. Return value and output packet must be equal. Fixed seed, bounded budget.
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pybpf import vm
 
@@ -30,23 +31,8 @@ SETTINGS = settings(max_examples=int(__import__("os").environ.get("VM_DIFF_EXAMP
 
 @pytest.mark.kernel
 @needs_kernel
+@pytest.mark.parametrize("prog_type", ["xdp", "sched_cls", "socket_filter"])
 @SETTINGS
-@given(program=programs("xdp"), packet=packets)
-def test_xdp_agrees_with_kernel(program, packet):
-    check("xdp", program, packet)
-
-
-@pytest.mark.kernel
-@needs_kernel
-@SETTINGS
-@given(program=programs("sched_cls"), packet=packets)
-def test_sched_cls_agrees_with_kernel(program, packet):
-    check("sched_cls", program, packet)
-
-
-@pytest.mark.kernel
-@needs_kernel
-@SETTINGS
-@given(program=programs("socket_filter"), packet=packets)
-def test_socket_filter_agrees_with_kernel(program, packet):
-    check("socket_filter", program, packet)
+@given(data=st.data(), packet=packets)
+def test_agrees_with_kernel(prog_type, data, packet):
+    check(prog_type, data.draw(programs(prog_type), label="program"), packet)
