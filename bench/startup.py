@@ -18,11 +18,16 @@ shim, which would add a bash and pyenv start-up of its own). A
 first line runs (the interpreter, and ``site`` with the environment's .pth
 files); it is part of pybpf's figures, as it is for every Python tool.
 
-``--python NAME=PATH`` adds the same two rows for another interpreter, e.g.
-a venv with a non-editable ``pip install .`` (what the README's set-up
-does): rows ``pybpf[NAME]`` and ``pybpf-cli[NAME]``, with that interpreter's
-own ``python -c pass`` row. Each row's pybpf location is printed, since an
-editable install pays for its import finder in every process.
+By default those rows run in a venv that the setup below makes afresh from
+this checkout (``python -m venv`` and a non-editable ``pip install .``,
+what the README's main job gives a user). ``--interpreter self`` measures
+the interpreter running this script instead: a developer's environment,
+whose .pth files (an editable install's import finder, a sandbox's
+certificate hook) site runs in every process, tens of milliseconds that
+are that environment's, not pybpf's. ``--python NAME=PATH`` adds the same
+rows for another interpreter (``pybpf[NAME]``, ``pybpf-cli[NAME]``,
+``floor[NAME]``), with its own ``python -c pass`` row. Each interpreter's
+pybpf location is printed.
 
 A ``floor`` row (execsnoop only) runs ``bench/floor_execsnoop.py``: the same
 tool written by hand with ctypes and no pybpf, the least any Python program
@@ -32,7 +37,7 @@ Goal: pybpf's first event in at most half of bpftrace's time and a tenth of
 BCC's.
 
     python bench/startup.py [--runs 5] [--no-install] [--only pybpf,pybpf-cli,bpftrace]
-                            [--python venv=/tmp/venv/bin/python]
+                            [--interpreter venv|self] [--python NAME=/path/to/python]
 
 Setup (done here, root needed): ``apt-get install bpftrace bpfcc-tools
 python3-bpfcc linux-headers-amd64``; BCC needs kernel headers, so the
@@ -133,8 +138,12 @@ def console_script(python: str = sys.executable) -> str:
 #: The hand-written execsnoop with no pybpf (see its docstring): the floor for any Python tool.
 FLOOR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor_execsnoop.py")
 
-#: Interpreters whose pybpf is measured: "" is the one running this script.
+#: Interpreters whose pybpf is measured: "" is the default rows' (see ``--interpreter``).
 PYTHONS: dict[str, str] = {"": sys.executable}
+
+#: The default rows' venv, made anew by every run from this checkout.
+VENV = "/tmp/pybpf-bench-venv"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def commands(tool: str) -> dict[str, list[str]]:
@@ -164,6 +173,20 @@ def where_pybpf(python: str) -> str:
 
 
 # ----------------------------------------------------------------------- setup
+def make_venv() -> str:
+    """A fresh venv with this checkout installed as a user installs it; returns its python.
+
+    ``--clear`` and a non-editable install every run: the rows measure the code
+    checked out now, with the bytecode pip compiles at install time.
+    """
+    print(f"setup: python -m venv {VENV} && pip install {ROOT}", file=sys.stderr, flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--clear", VENV], check=True)
+    python = os.path.join(VENV, "bin", "python")
+    subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                    "--no-deps", ROOT], check=True, cwd="/")
+    return python
+
+
 def setup(install: bool) -> dict[str, str | None]:
     """Install bpftrace and BCC if missing; build the merged headers tree. Returns why not."""
     missing: dict[str, str | None] = {"bpftrace": None, "bcc": None}
@@ -199,14 +222,19 @@ def setup(install: bool) -> dict[str, str | None]:
     os.environ["BCC_KERNEL_SOURCE"] = HEADERS
     # An installed package has its bytecode compiled (pip does it at install time); a
     # checkout run with PYTHONDONTWRITEBYTECODE would recompile every module at every start
-    # instead. So compile pybpf once, as pip would (same interpreter, default timestamp
-    # checks), and let the runs below use and write caches as an ordinary install does.
-    # Nothing else is warmed: the first run of each implementation is timed like the others.
+    # instead. So let the runs use and write caches as an ordinary install does, and compile
+    # a checkout's pybpf once, as pip would (--interpreter self; same interpreter, default
+    # timestamp checks). Nothing else is warmed: the first run of each implementation is
+    # timed like the others.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    return missing
+
+
+def compile_checkout() -> None:
+    """Byte-compile the pybpf that this interpreter imports (see the end of :func:`setup`)."""
     import compileall
     import pybpf
     compileall.compile_dir(os.path.dirname(pybpf.__file__), quiet=1)
-    return missing
 
 
 # ----------------------------------------------------------------------- triggers
@@ -342,9 +370,12 @@ def main() -> int:
                         "next trigger: half a period on average, for every implementation; "
                         "with 10 ms, medians jump in 10 ms steps)")
     p.add_argument("--tools", default="execsnoop,opensnoop")
+    p.add_argument("--interpreter", choices=("venv", "self"), default="venv",
+                   help="the default rows' python: a fresh venv with this checkout installed "
+                        "(default), or the one running this script")
     p.add_argument("--python", action="append", default=[], metavar="NAME=PATH",
                    help="also measure the pybpf of this interpreter (rows pybpf[NAME], "
-                        "pybpf-cli[NAME]), e.g. a venv with a non-editable install")
+                        "pybpf-cli[NAME], floor[NAME])")
     args = p.parse_args()
     for spec in args.python:
         name, _, path = spec.partition("=")
@@ -355,6 +386,10 @@ def main() -> int:
         print("startup.py: must be run as root", file=sys.stderr)
         return 1
     missing = setup(not args.no_install)
+    if args.interpreter == "venv":
+        PYTHONS[""] = make_venv()
+    else:
+        compile_checkout()
     with open("/proc/loadavg") as f:
         print(f"load average: {' '.join(f.read().split()[:3])} on {os.cpu_count()} CPUs "
               "(wall times stretch with load; the CPU column does not)", flush=True)
