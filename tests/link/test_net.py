@@ -165,3 +165,40 @@ def test_cgroup_skb_counts_egress_of_a_cgroup(counter, cgroup_dir, method):
         rx.sendto(b"self", ("127.0.0.1", port))
         assert counter[0] == 9
     prog.close()
+
+
+def test_socket_filter_on_a_raw_fd_leaves_the_fd_to_its_owner():
+    # A raw fd is the caller's: a refused attach must not close it, and detaching after the
+    # caller closed it must not touch the socket that got the same fd number next.
+    b = Builder()
+    b.ret(0)  # drop everything
+    drop = load(ProgType.SOCKET_FILTER, b)
+    b = Builder()
+    b.ret(XDP_PASS)
+    xdp = load(ProgType.XDP, b)
+    a, c = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    with a, c:
+        with pytest.raises(TypeError, match="XDP"):
+            attach_socket_filter(xdp, c.fileno())
+        a.send(b"one")
+        assert c.recv(64) == b"one"  # the fd survived the refused attach
+        fd = c.detach()
+    stale = attach_socket_filter(drop, fd)
+    assert stale.socket == fd
+    os.close(fd)  # the owner closes it: the kernel drops the filter with the socket
+    a2, c2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if c2.fileno() != fd:  # give the new socket the old number
+        os.dup2(c2.fileno(), fd)
+        c2.close()
+        c2 = socket.socket(fileno=fd)
+    with a2, c2:
+        c2.settimeout(0.2)
+        with attach_socket_filter(drop, c2):
+            stale.detach()  # must not remove the new socket's own filter
+            a2.send(b"dropped")
+            with pytest.raises(TimeoutError):
+                c2.recv(64)
+        a2.send(b"two")
+        assert c2.recv(64) == b"two"
+    drop.close()
+    xdp.close()
