@@ -8,9 +8,12 @@ steps) is registered here and run, newest first, on:
 
 * normal interpreter exit (``atexit``),
 * an exception escaping a ``with`` block (the link's ``__exit__``),
-* SIGINT / SIGTERM: our handler releases everything, then hands the signal
-  to whatever handler was installed before (the default one re-raises
-  ``KeyboardInterrupt`` for SIGINT, or terminates the process for SIGTERM),
+* SIGINT, SIGTERM, SIGHUP (the terminal closed) and SIGQUIT: our handler
+  releases everything, then hands the signal to whatever handler was
+  installed before (the default one raises ``KeyboardInterrupt`` for SIGINT,
+  or ends the process as the signal would have). A signal the process
+  ignores (``nohup`` ignores SIGHUP, a shell's background job SIGINT) is left
+  ignored: the process lives on, and so do its attachments,
 * garbage collection of a link object (its ``__del__``).
 
 SIGKILL cannot be caught; :func:`sweep_stale_probe_events` removes tracefs
@@ -43,7 +46,7 @@ _live: dict[int, "Release"] = {}
 _ids = itertools.count(1)
 _installed = False
 _previous: dict[int, object] = {}
-_HANDLED = (signal.SIGINT, signal.SIGTERM)
+_HANDLED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class Release:
@@ -112,15 +115,14 @@ def _on_signal(signum: int, frame) -> None:
     prev = _previous.get(signum, signal.SIG_DFL)
     if callable(prev):
         prev(signum, frame)  # e.g. default_int_handler raises KeyboardInterrupt
-    elif prev == signal.SIG_IGN:
-        return
-    else:  # SIG_DFL: die of the signal, as the process would have without us
+    else:  # SIG_DFL (or a handler installed from C): die of the signal, as without us
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
 
 def install_signal_handlers() -> bool:
-    """Install the SIGINT/SIGTERM handlers now (done automatically on the first attachment).
+    """Install the handlers of the signals that end a process now (done automatically on
+    the first attachment); ignored signals stay ignored (see the module docstring).
 
     Only possible from the main thread; returns whether handlers are in place.
     Handlers installed later by the application replace ours; such an
@@ -132,7 +134,7 @@ def install_signal_handlers() -> bool:
             return True
         for sig in _HANDLED:
             prev = signal.getsignal(sig)
-            if prev is _on_signal:
+            if prev is _on_signal or prev == signal.SIG_IGN:
                 continue
             try:
                 signal.signal(sig, _on_signal)

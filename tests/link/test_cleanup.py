@@ -3,10 +3,12 @@ nothing may stay behind (tracefs probe events, XDP/TC programs on the interface,
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -31,6 +33,9 @@ CHILD = textwrap.dedent("""
         return Program.load(ProgramSpec(b, prog_type, **spec), verify=False)
 
     ns_a, ns_b, cg, ending = sys.argv[1:5]
+    if ending == "nohup":  # SIGHUP ignored before anything is attached, as nohup(1) does
+        import signal
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     counter = MapSpec.array("Q", 1).create()
     links = []
     tp = load(ProgType.TRACEPOINT, count_all(counter, 0))
@@ -99,10 +104,17 @@ def leftovers(veth, cg, child_pid, link_ids):
     return found
 
 
-@pytest.mark.parametrize("ending", ["SIGTERM", "SIGINT", "exit", "exception"])
+def start_child(veth, cgroup_dir, ending):
+    # No core file for SIGQUIT, whatever the shell's ulimit.
+    no_core = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731
+    return subprocess.Popen([sys.executable, "-c", CHILD.format(here=HERE), veth.a, veth.b,
+                             cgroup_dir, ending], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=no_core)
+
+
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "exit", "exception"])
 def test_child_leaves_nothing_behind(veth, cgroup_dir, ending):
-    child = subprocess.Popen([sys.executable, "-c", CHILD.format(here=HERE), veth.a, veth.b, cgroup_dir,
-                              ending.lower()], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = start_child(veth, cgroup_dir, ending.lower())
     line = child.stdout.readline()
     assert line, child.stderr.read().decode()
     link_ids = json.loads(line)["link_ids"]
@@ -113,12 +125,28 @@ def test_child_leaves_nothing_behind(veth, cgroup_dir, ending):
         child.send_signal(getattr(signal, ending))
     rc = child.wait(timeout=20)
     err = child.stderr.read().decode()
-    if ending == "SIGTERM":
-        assert rc == -signal.SIGTERM, err
+    if ending in ("SIGTERM", "SIGHUP", "SIGQUIT"):
+        assert rc == -getattr(signal, ending), err
     elif ending == "SIGINT":
         assert rc in (-signal.SIGINT, 1) and "KeyboardInterrupt" in err, err
     elif ending == "exception":
         assert "boom" in err
+    assert leftovers(veth, cgroup_dir, child.pid, link_ids) == []
+
+
+def test_an_ignored_signal_leaves_the_attachments_in_place(veth, cgroup_dir):
+    # Under nohup a SIGHUP does not end the process, so it must not undo its attachments.
+    child = start_child(veth, cgroup_dir, "nohup")
+    line = child.stdout.readline()
+    assert line, child.stderr.read().decode()
+    link_ids = json.loads(line)["link_ids"]
+    before = leftovers(veth, cgroup_dir, child.pid, link_ids)
+    child.send_signal(signal.SIGHUP)
+    time.sleep(0.3)
+    assert child.poll() is None
+    assert leftovers(veth, cgroup_dir, child.pid, link_ids) == before
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(timeout=20) == -signal.SIGTERM
     assert leftovers(veth, cgroup_dir, child.pid, link_ids) == []
 
 
