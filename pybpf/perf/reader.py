@@ -335,6 +335,7 @@ class PerfReader:
 
     def available(self) -> int:
         """Bytes written by the kernel and not yet consumed, over all rings."""
+        self._check()
         return sum(ring.available() for ring in self._rings.values())
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -355,7 +356,9 @@ class PerfReader:
         return self.iter()
 
     def iter(self, timeout: float | None = None, batch: int = 4096) -> Iterator[Sample]:
-        """Yield samples as they arrive; stops after ``timeout`` seconds with nothing new."""
+        """Yield samples as they arrive; stops after ``timeout`` seconds with nothing new,
+        or when the reader is closed meanwhile (iterating a closed one is an error)."""
+        self._check()
         while not self.closed:
             samples = self.read_batch(batch)
             if samples:
@@ -377,6 +380,8 @@ class PerfReader:
 
     # ------------------------------------------------------------ lifecycle
     def fileno(self) -> int:
+        """The epoll fd that is readable when samples wait: for a caller's own event loop."""
+        self._check()
         return self._epoll.fileno()
 
     def _check(self) -> None:

@@ -18,6 +18,7 @@ from pybpf.asm.builder import Builder  # noqa: E402
 from pybpf.link.tracepoint import attach_tracepoint  # noqa: E402
 from pybpf.maps import Map, MapSpec, MapType  # noqa: E402
 from pybpf.perf import LostRecords, PerfReader, online_cpus  # noqa: E402
+from pybpf.syscall import BadFD  # noqa: E402
 from pybpf.program import Program, ProgramSpec, ProgType  # noqa: E402
 
 pytestmark = pytest.mark.kernel
@@ -317,5 +318,8 @@ def test_perf_reader_rejects_wrong_map_and_pages(maps):
         PerfReader(arr, pages=3)
     reader = PerfReader(arr, pages=1)
     reader.close()
-    with pytest.raises(Exception, match="reader is closed"):
-        reader.read_batch()
+    # Every use of a closed reader says so, rather than answering as an empty one would.
+    for use in (reader.read_batch, reader.available, reader.fileno, lambda: next(iter(reader)),
+                lambda: reader.poll(print, 0), lambda: reader.wait(0)):
+        with pytest.raises(BadFD, match="reader is closed"):
+            use()
