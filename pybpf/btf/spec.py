@@ -129,19 +129,48 @@ class Spec:
             raise TypeNotFoundError(f"type id {type_id} out of range [0, {len(self)})")
         return self._offsets[idx]
 
+    def _in_base(self, type_id: int) -> bool:
+        """True if ``type_id`` belongs to the base spec; rejects negative ids."""
+        if type_id < self._first_id:
+            if type_id < 0 or self.base is None:
+                raise TypeNotFoundError(f"type id {type_id} out of range [0, {len(self)})")
+            return True
+        return False
+
     def kind_of(self, type_id: int) -> Kind:
         if type_id == 0:
             return Kind.UNKN
-        if type_id < self._first_id:
+        if self._in_base(type_id):
             return self.base.kind_of(type_id)  # type: ignore[union-attr]
         return Kind(self._words[self._record(type_id) + 1] >> 24 & 0x1F)
 
     def name_of(self, type_id: int) -> str:
         if type_id == 0:
             return ""
-        if type_id < self._first_id:
+        if self._in_base(type_id):
             return self.base.name_of(type_id)  # type: ignore[union-attr]
-        return self.string(self._words[self._record(type_id)])
+        return self._name_string(type_id, self._words[self._record(type_id)])
+
+    def _name_string(self, type_id: int, offset: int) -> str:
+        """``string(offset)`` for a name inside type ``type_id``; errors name the type."""
+        try:
+            return self.string(offset)
+        except BTFFormatError:
+            raise BTFFormatError(f"[{type_id}] Invalid name_offset:{offset}") from None
+
+    def malformed(self, type_id: int, message: str) -> BTFFormatError:
+        """A :class:`BTFFormatError` worded like the kernel's BTF log.
+
+        The kernel prints ``[id] KIND name`` before its complaint ("[3] FUNC
+        prog Invalid type_id"), so users can grep the same words.
+        """
+        label = ""
+        try:
+            label = self.kind_of(type_id).name
+            label += f" {self.name_of(type_id) or '(anon)'}"
+        except BTFError:
+            pass
+        return BTFFormatError(f"[{type_id}] {label} {message}" if label else f"[{type_id}] {message}")
 
     # -- decoding ------------------------------------------------------------
 
@@ -151,7 +180,7 @@ class Spec:
         if t is None:
             if type_id == 0:
                 t = T.Void(0, "void", spec=self)
-            elif type_id < self._first_id:
+            elif self._in_base(type_id):
                 return self.base.type_by_id(type_id)  # type: ignore[union-attr]
             else:
                 t = self._decode(type_id)
@@ -165,17 +194,30 @@ class Spec:
         kind = info >> 24 & 0x1F
         vlen = info & 0xFFFF
         kflag = bool(info >> 31)
-        name = self.string(name_off) if name_off else ""
         j = i + 3
-        s = self.string
+
+        def s(offset: int) -> str:
+            return self._name_string(tid, offset)
+
+        name = s(name_off) if name_off else ""
+        n = len(self)
+
+        def ref(type_id: int, what: str = "Invalid type_id") -> int:
+            # Every reference is range-checked here, once, so code that follows
+            # ``type_id`` later never meets a dangling id in a malformed blob.
+            if type_id >= n:
+                raise self.malformed(tid, f"{what} (type id {type_id} >= {n} types)")
+            return type_id
+
         if kind == Kind.INT:
             enc = w[j]
             return T.Int(tid, name, size_or_type, enc >> 24 & 0xF,
                          enc & 0xFF, enc >> 16 & 0xFF, spec=self)
         if kind == Kind.PTR:
-            return T.Pointer(tid, name, size_or_type, spec=self)
+            return T.Pointer(tid, name, ref(size_or_type), spec=self)
         if kind == Kind.ARRAY:
-            return T.Array(tid, name, w[j], w[j + 1], w[j + 2], spec=self)
+            return T.Array(tid, name, ref(w[j], "Invalid elem"), ref(w[j + 1], "Invalid index"),
+                           w[j + 2], spec=self)
         if kind in (Kind.STRUCT, Kind.UNION):
             members = []
             for k in range(j, j + 3 * vlen, 3):
@@ -183,7 +225,8 @@ class Spec:
                 bsize = 0
                 if kflag:
                     bsize, off = off >> 24, off & 0xFFFFFF
-                members.append(T.Member(s(w[k]) if w[k] else "", w[k + 1], off, bsize, spec=self))
+                members.append(T.Member(s(w[k]) if w[k] else "", ref(w[k + 1], "Invalid member"),
+                                        off, bsize, spec=self))
             cls = T.Struct if kind == Kind.STRUCT else T.Union
             return cls(tid, name, size_or_type, tuple(members), spec=self)
         if kind == Kind.ENUM:
@@ -207,26 +250,37 @@ class Spec:
         if kind in _QUALIFIERS:
             cls = {Kind.TYPEDEF: T.Typedef, Kind.VOLATILE: T.Volatile, Kind.CONST: T.Const,
                    Kind.RESTRICT: T.Restrict, Kind.TYPE_TAG: T.TypeTag}[Kind(kind)]
-            return cls(tid, name, size_or_type, spec=self)
+            return cls(tid, name, ref(size_or_type), spec=self)
         if kind == Kind.FUNC:
+            if vlen > FuncLinkage.EXTERN:
+                raise self.malformed(tid, f"Invalid func linkage {vlen}")
+            if self.kind_of(ref(size_or_type)) != Kind.FUNC_PROTO:
+                raise self.malformed(tid, f"Invalid type_id: FUNC must refer to a FUNC_PROTO, "
+                                          f"not {self.kind_of(size_or_type).name} "
+                                          f"[{size_or_type}]")
             return T.Func(tid, name, size_or_type, FuncLinkage(vlen), spec=self)
         if kind == Kind.FUNC_PROTO:
-            params = tuple(T.Param(s(w[k]) if w[k] else "", w[k + 1], spec=self)
+            ref(size_or_type, "Invalid return type")
+            params = tuple(T.Param(s(w[k]) if w[k] else "", ref(w[k + 1], "Invalid arg"), spec=self)
                            for k in range(j, j + 2 * vlen, 2))
             return T.FuncProto(tid, name, size_or_type, params, spec=self)
         if kind == Kind.VAR:
-            return T.Var(tid, name, size_or_type, VarLinkage(w[j]), spec=self)
+            if not size_or_type:
+                raise self.malformed(tid, "Invalid type_id (a VAR cannot be void)")
+            if w[j] > VarLinkage.GLOBAL_EXTERN:
+                raise self.malformed(tid, f"Linkage not supported ({w[j]})")
+            return T.Var(tid, name, ref(size_or_type), VarLinkage(w[j]), spec=self)
         if kind == Kind.DATASEC:
-            secs = tuple(T.VarSecinfo(w[k], w[k + 1], w[k + 2], spec=self)
+            secs = tuple(T.VarSecinfo(ref(w[k]), w[k + 1], w[k + 2], spec=self)
                          for k in range(j, j + 3 * vlen, 3))
             return T.Datasec(tid, name, size_or_type, secs, spec=self)
         if kind == Kind.FLOAT:
             return T.Float(tid, name, size_or_type, spec=self)
         if kind == Kind.DECL_TAG:
             idx = w[j]
-            return T.DeclTag(tid, name, size_or_type, idx - (1 << 32) if idx >= 1 << 31 else idx,
-                             spec=self)
-        raise BTFFormatError(f"[{tid}] Invalid kind:{kind}")  # pragma: no cover (_scan rejects)
+            return T.DeclTag(tid, name, ref(size_or_type),
+                             idx - (1 << 32) if idx >= 1 << 31 else idx, spec=self)
+        raise BTFFormatError(f"[{tid}] Invalid kind:{kind}")  # UNKN (0); _scan rejects > max
 
     def types(self) -> Iterator[T.Type]:
         """Every own type in id order (decodes all of them: the slow path)."""
@@ -306,7 +360,11 @@ class Spec:
             for k, i in enumerate(self._offsets):
                 off = w[i]
                 if off:
-                    index.setdefault(string(off), []).append(first + k)
+                    try:
+                        name = string(off)
+                    except BTFFormatError:
+                        name = self._name_string(first + k, off)  # raises, naming the type
+                    index.setdefault(name, []).append(first + k)
             self._all_names = index
         return self._all_names
 
@@ -367,27 +425,41 @@ class Spec:
     def resolve(self, t: "T.Type | int | str") -> T.Type:
         """Skip typedefs, qualifiers and type tags: ``pid_t`` -> ``int``."""
         t = self._as_type(t)
+        start = t.id
         for _ in range(_MAX_RESOLVE_DEPTH):
             if t.kind not in _QUALIFIERS:
                 return t
             t = self.type_by_id(t.type_id)  # type: ignore[attr-defined]
-        raise BTFError(f"[{t.id}] Loop detected while resolving {t.name or t.kind.name}")
+        raise self.malformed(start, "Loop detected")
 
     def sizeof(self, t: "T.Type | int | str") -> int:
-        """Size in bytes, like C ``sizeof``."""
-        t = self.resolve(t)
+        """Size in bytes, like C ``sizeof``.
+
+        Iterative, with a bound, because a malformed blob may hold an array
+        whose element type is the array itself (the kernel says "Loop
+        detected"; we must not recurse forever either).
+        """
+        t = self._as_type(t)
+        start = t.id
+        container: "T.Type | None" = None  # the ARRAY/VAR whose element we are sizing
+        count = 1
         for _ in range(_MAX_RESOLVE_DEPTH):
+            t = self.resolve(t)
             if isinstance(t, (T.Int, T.Composite, T.Enum, T.Float, T.Datasec)):
-                return t.size
+                return count * t.size
             if isinstance(t, T.Pointer):
-                return _POINTER_SIZE
-            if isinstance(t, T.Array):
-                return t.nelems * self.sizeof(t.type_id)
-            if isinstance(t, T.Var):
-                t = self.resolve(t.type_id)
+                return count * _POINTER_SIZE
+            if isinstance(t, (T.Array, T.Var)):
+                if isinstance(t, T.Array):
+                    count *= t.nelems
+                container = t
+                t = self.type_by_id(t.type_id)
                 continue
+            if container is not None:  # array of functions, var of void: not valid BTF
+                what = "Invalid elem" if isinstance(container, T.Array) else "Invalid type_id"
+                raise self.malformed(container.id, f"{what}: {t.kind.name} [{t.id}] has no size")
             raise BTFError(f"[{t.id}] {t.kind.name} {t.name!r} has no size")
-        raise BTFError(f"[{t.id}] Loop detected computing size")
+        raise self.malformed(start, "Loop detected")
 
     def type_name(self, t: "T.Type | int") -> str:
         """C spelling of a type: ``struct sock *``, ``const char *``, ``u8[16]``."""
@@ -458,19 +530,30 @@ def _split_indexes(comp: str, path: str) -> tuple[str, list[int]]:
 
 
 def _find_member(spec: Spec, comp: T.Composite, name: str,
-                 depth: int = 0) -> "tuple[int, T.Member] | None":
-    """Bit offset and member for ``name``, searching anonymous members too."""
+                 path: "list[int] | None" = None,
+                 searched: "set[int] | None" = None) -> "tuple[int, T.Member] | None":
+    """Bit offset and member for ``name``, searching anonymous members too.
+
+    ``path`` holds the composites being searched (one containing itself is a
+    malformed blob: "Loop detected"); ``searched`` those already known not to
+    hold ``name``, so shared anonymous members are searched once.
+    """
     for m in comp.members:
         if m.name == name:
             return m.bit_offset, m
-    if depth > _MAX_RESOLVE_DEPTH:
-        return None
+    path = [] if path is None else path
+    searched = set() if searched is None else searched
+    if comp.id in path:
+        raise spec.malformed(comp.id, "Loop detected")
+    path.append(comp.id)
     for m in comp.members:
         if not m.name:
             inner = spec.resolve(m.type_id)
-            if isinstance(inner, T.Composite):
-                hit = _find_member(spec, inner, name, depth + 1)
+            if isinstance(inner, T.Composite) and inner.id not in searched:
+                hit = _find_member(spec, inner, name, path, searched)
                 if hit is not None:
                     return m.bit_offset + hit[0], hit[1]
+    path.pop()
+    searched.add(comp.id)
     return None
 

@@ -199,7 +199,10 @@ class Func(_Ref, Type):
     @property
     def proto(self) -> "FuncProto":
         t = self.type
-        assert isinstance(t, FuncProto)
+        if not isinstance(t, FuncProto):  # Spec._decode checks; a hand-made Func may not be
+            from .errors import BTFFormatError
+            raise BTFFormatError(f"[{self.id}] FUNC {self.name or '(anon)'} Invalid type_id: "
+                                 f"{t.kind.name} [{t.id}] is not a FUNC_PROTO")
         return t
 
 
