@@ -10,12 +10,13 @@ not a confusing EINVAL later.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 from dataclasses import dataclass
 
 from pybpf.syscall import map_cmds as cmds
 from pybpf.syscall.attr_attach import LinkInfo
-from pybpf.syscall.errors import BPFError
+from pybpf.syscall.errors import BPFError, fd_kind
 from pybpf.syscall.fd import FD, fd_of
 from pybpf.syscall.prog_cmds import obj_get_info
 
@@ -23,9 +24,6 @@ __all__ = ["DEFAULT_BPFFS", "find_bpffs", "ensure_bpffs", "pin", "unpin", "open_
            "open_pinned_map", "open_pinned_fd", "object_kind", "PinnedObject", "PinError"]
 
 DEFAULT_BPFFS = "/sys/fs/bpf"
-# Older kernels name the link inode "bpf_link", newer ones "bpf-link".
-_KINDS = {"anon_inode:bpf-map": "map", "anon_inode:bpf-prog": "prog",
-          "anon_inode:bpf_link": "link", "anon_inode:bpf-link": "link"}
 
 
 class PinError(ValueError):
@@ -52,8 +50,8 @@ def ensure_bpffs(path: str = DEFAULT_BPFFS) -> str:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.mount(b"bpf", os.fsencode(path), b"bpf", 0, b"mode=0700") != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount -t bpf bpf {path}: {os.strerror(err)} (needs CAP_SYS_ADMIN; "
-                           f"run as root)")
+        who = "" if os.geteuid() else "; run as root"  # root without CAP_SYS_ADMIN: no use
+        raise OSError(err, f"mount -t bpf bpf {path}: {os.strerror(err)} (needs CAP_SYS_ADMIN{who})")
     return path
 
 
@@ -70,17 +68,18 @@ def pin(obj, path: str | os.PathLike) -> str:
     Parent directories on the bpf filesystem are created as needed.
     """
     path = _resolve(path)
+    fd = fd_of(obj)
+    # Checked first: the kernel's EPERM outside bpffs reads like a privilege problem, and the
+    # parent directories below must not be created on another filesystem.
+    if not _on_bpffs(path):
+        if find_bpffs() is None:
+            raise PinError(f"cannot pin at {path}: no bpf filesystem is mounted "
+                           f"(mount -t bpf bpf {DEFAULT_BPFFS})")
+        raise PinError(f"{path} is not on a bpf filesystem (pin under {find_bpffs()})")
     parent = os.path.dirname(path)
     if not os.path.isdir(parent):
         os.makedirs(parent, exist_ok=True)
-    fd = fd_of(obj)
-    try:
-        cmds.obj_pin(fd, path)
-    except BPFError as err:
-        if err.errno == 1 and find_bpffs() is None:  # EPERM outside bpffs
-            raise PinError(f"cannot pin at {path}: no bpf filesystem is mounted "
-                           f"(mount -t bpf bpf {DEFAULT_BPFFS})") from None
-        raise
+    cmds.obj_pin(fd, path)
     return path
 
 
@@ -106,12 +105,12 @@ def object_kind(fd: int) -> str:
     The kernel names the anonymous inode behind every BPF fd (``anon_inode:bpf-map``);
     that is cheaper and more reliable than guessing from OBJ_GET_INFO_BY_FD sizes.
     """
-    try:
-        target = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        target = ""
-    kind = _KINDS.get(target)
-    if kind is None:
+    kind = fd_kind(fd)
+    if kind is None or kind == "btf":
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            target = ""
         raise PinError(f"fd {fd} is not a BPF map, program or link ({target or 'unknown'})")
     return kind
 
@@ -142,7 +141,15 @@ class PinnedObject:
 def open_pinned_fd(path: str | os.PathLike, kind: str | None = None) -> tuple[FD, str]:
     """Open a pin and return ``(fd, kind)``, checking the kind if one is expected."""
     path = _resolve(path)
-    fd = cmds.obj_get(path)
+    try:
+        fd = cmds.obj_get(path)
+    except BPFError as err:
+        # BPF_OBJ_GET of an ordinary file is EACCES/EPERM: a wrong path, not missing privileges.
+        if err.errno in (errno.EACCES, errno.EPERM) and not _on_bpffs(path):
+            noun = {"map": "map", "prog": "program", "link": "link"}.get(kind or "", "BPF object")
+            raise PinError(f"{path}: not a pinned {noun}: it is not on a bpf filesystem "
+                           f"(such as {find_bpffs() or DEFAULT_BPFFS})") from None
+        raise
     try:
         found = object_kind(fd.fd)
         if kind is not None and found != kind:

@@ -15,6 +15,7 @@ import sys
 from pybpf.program.types import ProgType
 from pybpf.syscall import FD, BPFError, fd_of, prog_cmds
 from pybpf.syscall.attr_prog import LinkCreateAttr
+from pybpf.syscall.errors import WrongObjectKind, expect_kind, fd_kind
 from pybpf.syscall.map_cmds import object_ids, open_objects
 
 from .cleanup import Release
@@ -31,16 +32,36 @@ __all__ = ["Link", "FDLink", "link_ids", "link_infos"]
 def prog_fd_of(prog: object, *types: ProgType, hook: str = "") -> int:
     """The raw fd of a program object, an :class:`FD`, or an int.
 
-    With ``types``, a :class:`~pybpf.program.Program` of another type is refused
-    here, naming both types: the kernel answers that mistake with a bare EINVAL
-    (or, for XDP over netlink, an extack line) that does not say what is wrong.
+    With ``types``, anything else is refused here, before the attachment's
+    first step, naming what was passed: the kernel answers these mistakes with
+    a bare EINVAL (or, for XDP over netlink, an extack line) that does not say
+    what is wrong. That is a program of another type (a bare fd's type is asked
+    of the kernel), a map passed by mistake (which has a ``type`` too), or an fd
+    that is no BPF program at all.
     """
     fd = fd_of(prog, "a loaded program")
+    if not types:
+        return fd
+    hook = hook or "this hook"
+    wanted = " or ".join(t.kernel_name for t in types)
+    name = getattr(prog, "name", "") or "unnamed"
+    kind = fd_kind(fd)
+    if kind is None:
+        expect_kind(fd, "prog", hook)  # raises: says what the fd is instead
+    if kind != "prog":
+        raise WrongObjectKind(f"{hook} takes a {wanted} program, not a BPF {kind} "
+                              f"({name!r}, fd {fd})")
     ptype = getattr(prog, "type", None)
-    if types and isinstance(ptype, ProgType) and ptype not in types:
-        wanted = " or ".join(t.kernel_name for t in types)
-        raise TypeError(f"{hook or 'this hook'} takes a {wanted} program, not "
-                        f"{ptype.kernel_name} ({getattr(prog, 'name', '') or 'unnamed'!r})")
+    if not isinstance(ptype, ProgType):  # a bare fd (or FD): the kernel knows its type
+        info = prog_cmds.prog_info(fd)
+        name = info.name.decode(errors="replace") or name
+        try:
+            ptype = ProgType(info.type)
+        except ValueError:
+            raise TypeError(f"{hook} takes a {wanted} program, not program type {info.type} "
+                            f"({name!r})") from None
+    if ptype not in types:
+        raise TypeError(f"{hook} takes a {wanted} program, not {ptype.kernel_name} ({name!r})")
     return fd
 
 

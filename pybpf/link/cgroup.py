@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pybpf.program.types import AttachType
+from pybpf.program.types import AttachType, ProgType
 from pybpf.syscall import FD, AttachFlags, InvalidArgument, NotSupported, prog_cmds
 
 from .base import FDLink, Link, link_create, prog_fd_of
@@ -37,6 +37,27 @@ CGROUP_ATTACH_TYPES = {
     "sysctl": AttachType.CGROUP_SYSCTL,
     "getsockopt": AttachType.CGROUP_GETSOCKOPT,
     "setsockopt": AttachType.CGROUP_SETSOCKOPT,
+}
+
+_A = AttachType
+# Which program type each cgroup hook runs (the kernel's attach_type_to_prog_type).
+_PROG_TYPES = {
+    **dict.fromkeys((_A.CGROUP_INET_INGRESS, _A.CGROUP_INET_EGRESS), ProgType.CGROUP_SKB),
+    **dict.fromkeys((_A.CGROUP_INET_SOCK_CREATE, _A.CGROUP_INET_SOCK_RELEASE,
+                     _A.CGROUP_INET4_POST_BIND, _A.CGROUP_INET6_POST_BIND), ProgType.CGROUP_SOCK),
+    **dict.fromkeys((_A.CGROUP_INET4_BIND, _A.CGROUP_INET6_BIND, _A.CGROUP_INET4_CONNECT,
+                     _A.CGROUP_INET6_CONNECT, _A.CGROUP_UDP4_SENDMSG, _A.CGROUP_UDP6_SENDMSG,
+                     _A.CGROUP_UDP4_RECVMSG, _A.CGROUP_UDP6_RECVMSG,
+                     _A.CGROUP_INET4_GETPEERNAME, _A.CGROUP_INET6_GETPEERNAME,
+                     _A.CGROUP_INET4_GETSOCKNAME, _A.CGROUP_INET6_GETSOCKNAME,
+                     _A.CGROUP_UNIX_CONNECT, _A.CGROUP_UNIX_SENDMSG, _A.CGROUP_UNIX_RECVMSG,
+                     _A.CGROUP_UNIX_GETPEERNAME, _A.CGROUP_UNIX_GETSOCKNAME),
+                    ProgType.CGROUP_SOCK_ADDR),
+    _A.CGROUP_SOCK_OPS: ProgType.SOCK_OPS,
+    _A.CGROUP_DEVICE: ProgType.CGROUP_DEVICE,
+    _A.CGROUP_SYSCTL: ProgType.CGROUP_SYSCTL,
+    **dict.fromkeys((_A.CGROUP_GETSOCKOPT, _A.CGROUP_SETSOCKOPT), ProgType.CGROUP_SOCKOPT),
+    _A.LSM_CGROUP: ProgType.LSM,
 }
 
 
@@ -71,13 +92,15 @@ def attach_cgroup(prog: object, cgroup: str, attach_type: "str | int", *, method
     at = _attach_type(attach_type)
     if method not in ("auto", "link", "attach"):
         raise ValueError(f"cgroup method {method!r}: expected auto, link or attach")
+    desc = f"cgroup {at.name.lower()} {cgroup}"
+    wanted = _PROG_TYPES.get(at)
+    # Checked before the cgroup is opened: the kernel would only say EINVAL.
+    prog_fd = prog_fd_of(prog, *((wanted,) if wanted is not None else ()), hook=desc)
     try:
         cg = FD(os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))
     except FileNotFoundError:
         raise FileNotFoundError(f"cgroup directory {cgroup!r} does not exist (cgroup v2 is usually "
                                 "mounted at /sys/fs/cgroup or /sys/fs/cgroup/unified)") from None
-    prog_fd = prog_fd_of(prog)
-    desc = f"cgroup {at.name.lower()} {cgroup}"
     with cg:
         if method in ("auto", "link"):
             try:

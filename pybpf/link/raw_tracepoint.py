@@ -27,6 +27,8 @@ def attach_raw_tracepoint(prog: object, name: str) -> RawTracepointLink:
     """Attach a raw tracepoint program to the tracepoint ``name`` (e.g. ``"sys_enter"``)."""
     if ":" in name:
         name = name.split(":", 1)[1]  # "syscalls:sys_enter" style is accepted for convenience
+    if not name:  # the kernel would read a NULL name and answer EFAULT
+        raise ValueError("raw tracepoint name is empty: give one, e.g. 'sys_enter'")
     prog_fd = prog_fd_of(prog, ProgType.RAW_TRACEPOINT, ProgType.RAW_TRACEPOINT_WRITABLE,
                          hook=f"raw tracepoint {name}")
     fd = raw_tracepoint_open(name, prog_fd, f"raw tracepoint {name}")

@@ -14,9 +14,11 @@ import errno
 import os
 import shutil
 
+from pybpf.program.types import ProgType
 from pybpf.syscall import BPFError, NotSupported
 from pybpf.syscall import perf as _perf
 
+from .base import prog_fd_of
 from .elf import ElfFile
 from .perf_event import PerfEventLink, attach_perf_event, probe_pmu_attr
 from .tracepoint import attach_probe_event
@@ -81,6 +83,8 @@ def _attach(prog: object, binary: str, symbol: str, *, offset: int, address: int
         raise ValueError("give a symbol, an address or a file offset to probe")
     kind = "uretprobe" if retprobe else "uprobe"
     desc = f"{kind} {path}:{symbol or hex(file_off)}" + (f" pid {pid}" if pid != -1 else "")
+    # The kernel answers a program of another type with a bare EINVAL, after the probe is made.
+    prog_fd_of(prog, ProgType.KPROBE, hook=desc)
     link = None
     from pybpf.tracefs.probes import probe_events_available  # on first use: start-up time
 

@@ -15,11 +15,11 @@ from pybpf._lazy import lazy_exports
 from .cpus import possible_cpus
 from .layout import CtypesLayout, FdValueLayout, LayoutError, RawLayout, StructLayout
 from .map import Map
-from .spec import MapSpec, MapSpecError
+from .spec import MapSpec, MapSpecError, MapSpecTypeError
 from .types import (BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, MapFlags, MapType, UpdateFlags)
 
 __all__ = [
-    "Map", "MapSpec", "MapSpecError", "MapType", "MapFlags", "UpdateFlags", "BPF_ANY",
+    "Map", "MapSpec", "MapSpecError", "MapSpecTypeError", "MapType", "MapFlags", "UpdateFlags", "BPF_ANY",
     "BPF_NOEXIST", "BPF_EXIST", "BPF_F_LOCK", "LpmKey", "lpm_key", "ArrayView",
     "MapIterationAborted", "possible_cpus", "RawLayout", "StructLayout", "CtypesLayout",
     "FdValueLayout", "LayoutError", "DEFAULT_CHUNK",

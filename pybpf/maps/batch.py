@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 
 from pybpf.syscall import map_cmds as cmds
-from pybpf.syscall.errors import BPFError, InvalidArgument, KeyNotFound, NotSupported
+from pybpf.syscall.errors import BPFError, InvalidArgument, KeyNotFound, MapFull, NotSupported
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
@@ -110,6 +110,12 @@ def update_batch(m: Map, keys, values, flags: int = 0) -> int:
     try:
         return cmds.map_update_batch(m.fd, kbuf, vbuf, len(keys), flags, 0,
                                      f"{m._ctx}: update_batch")
+    except MapFull as err:  # an array's E2BIG names the index that failed
+        done = getattr(err, "count", 0) or 0
+        new = m._write_error(err, keys[done] if done < len(keys) else keys[-1])
+        if new is not err:
+            new.count = done
+        raise new from None
     except _REFUSED as err:
         if getattr(err, "count", 0):
             raise

@@ -14,8 +14,9 @@ import errno
 import os
 
 from pybpf.syscall import map_cmds as cmds
-from pybpf.syscall.errors import (BPFError, BPFPermissionError, InvalidArgument, KeyNotFound,
-                                  NotSupported, error_for)
+from pybpf.syscall.errors import (BPFError, BPFPermissionError, IndexOutOfRange, InvalidArgument,
+                                  KeyNotFound, MapFull, NotSupported, WrongObjectKind, error_for,
+                                  expect_kind)
 from pybpf.syscall.fd import FD
 
 from .cpus import possible_cpus, round8
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
 __all__ = ["Map"]
 
 _MISSING: Any = object()
+# Types whose key is an index < max_entries; an update past the end is E2BIG, not "full".
+_INDEX_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
+                          MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS,
+                          MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
+                          MapType.REUSEPORT_SOCKARRAY})
 _FROZEN_HINT = ("the map is frozen (BPF_MAP_FREEZE) or read-only for user space "
                 "(BPF_F_RDONLY): writes from bpf(2) are refused")
 
@@ -73,8 +79,10 @@ class Map:
         """
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd))
         try:
+            # OBJ_GET_INFO_BY_FD fills a map's info from a program too: check the kind first.
+            expect_kind(owned.fd, "map", "Map.from_fd")
             info = cmds.map_get_info(owned.fd)
-        except BPFError:
+        except (BPFError, WrongObjectKind):
             owned.close()
             raise
         found = MapSpec.from_info(info)
@@ -179,9 +187,17 @@ class Map:
 
     # -- element operations -------------------------------------------------------------------
 
-    def _write_error(self, err: BPFError) -> BPFError:
+    def _write_error(self, err: BPFError, key=_MISSING) -> BPFError:
         if isinstance(err, BPFPermissionError) and _has_bpf_capability():
             return error_for(err.errno, err.command, self._ctx, hint=_FROZEN_HINT)
+        if isinstance(err, MapFull) and self.spec.type in _INDEX_TYPES:
+            # An array never fills up: E2BIG there means the index is past the end.
+            index = key
+            if isinstance(key, (bytes, bytearray)) and len(key) == 4:
+                index = int.from_bytes(key, "little")
+            what = f"index {index!r}" if key is not _MISSING else "an index"
+            return IndexOutOfRange(err.errno, err.command, f"{self._ctx}: {what} out of range "
+                                   f"(max_entries {self.spec.max_entries})")
         return err
 
     def lookup(self, key=None, flags: int = 0):
@@ -201,7 +217,7 @@ class Map:
             cmds.map_update_elem(self.fd, self.encode_key(key), self.encode_value(value), flags,
                                  f"{self._ctx}: key {key!r}")
         except BPFError as err:
-            raise self._write_error(err) from None
+            raise self._write_error(err, key) from None
 
     def delete(self, key) -> None:
         try:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .map import Map
 
-__all__ = ["MapSpec", "MapSpecError"]
+__all__ = ["MapSpec", "MapSpecError", "MapSpecTypeError"]
 
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
 _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
@@ -28,6 +28,30 @@ _ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRA
 
 class MapSpecError(ValueError):
     """A map spec is inconsistent (sizes, name, flags, inner map)."""
+
+
+class MapSpecTypeError(MapSpecError, TypeError):
+    """A map spec field has the wrong Python type (``max_entries=10.5``)."""
+
+
+_HASH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
+                         MapType.LRU_PERCPU_HASH, MapType.HASH_OF_MAPS})
+# Fields each type's map_alloc_check refuses as 0 with a bare EINVAL (htab_map_alloc_check,
+# array_map_alloc_check, queue_stack_map_alloc_check, trie_alloc, bloom_map_alloc,
+# stack_map_alloc). Types not listed are left to the kernel: value_size 0 is right for
+# ring buffers and arenas, max_entries 0 for local storage maps.
+_NONZERO = {
+    **dict.fromkeys(_HASH_TYPES, ("key_size", "value_size", "max_entries")),
+    **dict.fromkeys(_ARRAY_TYPES | {MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
+                                    MapType.STACK_TRACE}, ("value_size", "max_entries")),
+    MapType.LPM_TRIE: ("key_size", "value_size", "max_entries"),
+}
+
+
+def _check_int(field: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MapSpecTypeError(f"MapSpec {field} must be an int, not {type(value).__name__} "
+                               f"({value!r})")
 
 
 def _split(desc) -> tuple[Any, int | None]:
@@ -77,8 +101,12 @@ class MapSpec(Record):
         if not isinstance(name, str) or len(name) > 15 or not _NAME_CHARS.issuperset(name):
             raise MapSpecError(f"map name {name!r}: at most 15 characters from "
                                f"[A-Za-z0-9_.] (BPF_OBJ_NAME_LEN is 16 with the NUL)")
+        _check_int("max_entries", max_entries)
+        _check_int("flags", flags)
         sizes = {}
         for what, desc, given in (("key", key, key_size), ("value", value, value_size)):
+            if given is not None:
+                _check_int(f"{what}_size", given)
             derived = layout_size(desc, what)
             if given is None:
                 given = derived if derived is not None else 0
@@ -104,6 +132,10 @@ class MapSpec(Record):
             raise MapSpecError(f"{mtype.name} keys are 4-byte indexes, not {self.key_size} bytes")
         if self.max_entries < 0 or self.max_entries > 0xFFFFFFFF:
             raise MapSpecError(f"max_entries {self.max_entries} out of range")
+        for field in _NONZERO.get(mtype, ()):
+            if not getattr(self, field):
+                raise MapSpecError(f"{mtype.name} map: {field} must be at least 1, not 0 "
+                                   f"(the kernel refuses it with a bare EINVAL)")
         if mtype == MapType.RINGBUF and (self.max_entries & (self.max_entries - 1) or
                                          self.max_entries < 4096):
             raise MapSpecError(f"ring buffer size {self.max_entries} must be a power of 2 and a "

@@ -41,6 +41,7 @@ from pybpf._record import Record
 from pybpf.syscall import BadFD, BPFError, Cmd, InvalidArgument, bpf, fd_of
 from pybpf.syscall import perf as _perf
 from pybpf.syscall.attr_map import MapElemAttr
+from pybpf.syscall.errors import expect_kind
 from pybpf.syscall.map_cmds import map_get_info
 
 from .ring import _PAGE, Ring, bulk_layout
@@ -168,6 +169,7 @@ class PerfReader:
         if wakeup_events is None and watermark is None:
             watermark = min(_PAGE, pages * _PAGE // 2)
         fd = fd_of(map, "a map")
+        expect_kind(fd, "map", "PerfReader")  # a program's info would pass for a map's
         info = map_get_info(fd)
         if info.type != _PERF_EVENT_ARRAY:
             raise InvalidArgument(errno.EINVAL, "PerfReader",

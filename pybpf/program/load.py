@@ -19,9 +19,10 @@ import os
 from pybpf.asm import opcodes as op
 from pybpf.asm.instruction import Instruction, slot_offsets
 from pybpf.syscall import prog_cmds
-from pybpf.syscall.errors import BPFError, BPFPermissionError, error_for
+from pybpf.syscall.errors import (BPFError, BPFPermissionError, TooBig, WrongObjectKind,
+                                  error_for, expect_kind)
 from pybpf.syscall.fd import FD
-from pybpf.syscall.map_cmds import obj_get, obj_pin, prog_get_fd_by_id
+from pybpf.syscall.map_cmds import prog_get_fd_by_id
 
 from .spec import ProgramSpec
 from .types import ProgType
@@ -113,6 +114,9 @@ def _close(obj: Any) -> None:
         close()
 
 
+_MAX_INSNS = 1_000_000  # BPF_COMPLEXITY_LIMIT_INSNS; 4096 (BPF_MAXINSNS) without CAP_BPF
+
+
 def load_kernel(spec: ProgramSpec, code: bytes, *, log_level: int = 0,
                 log_size: int = DEFAULT_LOG_SIZE, fd_array: list[int] | None = None,
                 ) -> prog_cmds.LoadResult:
@@ -142,6 +146,13 @@ def load_kernel(spec: ProgramSpec, code: bytes, *, log_level: int = 0,
                 grown = max(getattr(exc, "log_true_size", 0) or 0, size * 4)
                 size = min(grown, prog_cmds.MAX_LOG_SIZE)
                 continue
+            slots = len(code) // 8
+            if exc.errno == errno.E2BIG and (slots == 0 or slots > _MAX_INSNS):
+                # bpf_prog_load() checks insn_cnt before the verifier runs: no log to read.
+                # (Within the limits, E2BIG is the verifier's "too large": its log says more.)
+                raise TooBig(exc.errno, exc.command, exc.context,
+                             f"program too large or empty ({slots} instructions; the "
+                             f"kernel takes 1 to 4096, or up to 1M with CAP_BPF)") from None
             if not level and not retried_for_log and exc.errno not in (errno.ENOMEM, errno.EBADF):
                 level, size, retried_for_log = 1, max(log_size, DEFAULT_LOG_SIZE), True
                 continue
@@ -271,11 +282,16 @@ class Program:
         """Wrap an existing program fd (duplicated unless ``dup=False`` hands over ownership)."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd) if dup else fd)
         try:
+            # BPF_OBJ_GET_INFO_BY_FD answers for a map too (with the map's id): check first.
+            expect_kind(owned.fd, "prog", "Program.from_fd")
             return cls(owned)
+        except WrongObjectKind:
+            owned.close()
+            raise
         except BPFError as exc:
             owned.close()
             if exc.errno == errno.EINVAL:
-                raise TypeError(f"fd {int(fd)} is not a BPF program") from None
+                raise WrongObjectKind(f"fd {int(fd)} is not a BPF program") from None
             raise
 
     @classmethod
@@ -285,12 +301,11 @@ class Program:
 
     @classmethod
     def from_pin(cls, path: str | os.PathLike) -> "Program":
-        """Open the program pinned at ``path`` on a bpf filesystem."""
-        fd = obj_get(path)
-        try:
-            return cls.from_fd(fd)
-        except TypeError:
-            raise TypeError(f"{os.fspath(path)} is pinned, but not a program") from None
+        """Open the program pinned at ``path`` on a bpf filesystem (PinError if a map is pinned
+        there)."""
+        from pybpf.pin import open_pinned_fd  # pinning is rare: not on the start-up path
+        fd, _ = open_pinned_fd(path, "prog")
+        return cls.from_fd(fd)
 
     # ------------------------------------------------------------------ using
     @property
@@ -319,8 +334,10 @@ class Program:
                         data_size_out=data_size_out, ctx_size_out=ctx_size_out)
 
     def pin(self, path: str | os.PathLike) -> None:
-        """Pin at ``path`` on a bpf filesystem (the program outlives this process)."""
-        obj_pin(self.fd, path)
+        """Pin at ``path`` on a bpf filesystem (the program outlives this process); a path
+        elsewhere is a PinError, as :func:`pybpf.pin.pin` explains."""
+        from pybpf.pin import pin  # pinning is rare: not on the start-up path
+        pin(self, path)
 
     def close(self) -> None:
         """Close the fd and the maps this program created (the kernel frees what no one holds)."""

@@ -9,6 +9,8 @@ CapEff from /proc/self/status lets the error name what is actually missing.
 
 from __future__ import annotations
 
+import os
+
 from .types import ProgType
 
 __all__ = ["CAPS", "required_capabilities", "effective_capabilities", "missing_capabilities",
@@ -82,13 +84,17 @@ def permission_hint(prog_type: ProgType | int, action: str = "loading") -> str:
     needed = " and ".join(required_capabilities(prog_type))
     missing = missing_capabilities(prog_type)
     text = f"{action} a {name} program needs {needed} (or CAP_SYS_ADMIN)"
+    grant = ("grant the capabilities (e.g. `sudo setpriv --inh-caps=+bpf,+perfmon,+net_admin "
+             "--ambient-caps=+bpf,+perfmon,+net_admin ...`)")
+    if missing and os.geteuid() == 0:  # "run as root" would be no help: it is root already
+        return (f"{text}; this process runs as root but lacks {', '.join(missing)} (capabilities "
+                f"dropped, or a user namespace): {grant}")
     if missing:
         return (f"{text}; this process lacks {', '.join(missing)}. Run as root (e.g. `sudo python ...`) "
-                f"or grant the capabilities (e.g. `sudo setpriv --inh-caps=+bpf,+perfmon,+net_admin "
-                f"--ambient-caps=+bpf,+perfmon,+net_admin ...`)")
+                f"or {grant}")
     if missing == []:
         mode = lockdown_mode()
         why = ("the kernel is locked down (/sys/kernel/security/lockdown: "
                f"{mode})" if mode and mode != "none" else "a security module (LSM) or sysctl")
         return (f"{text}; this process has them, so the refusal comes from elsewhere: {why}")
-    return f"{text}. Run as root, e.g. with sudo"
+    return f"{text}." + ("" if os.geteuid() == 0 else " Run as root, e.g. with sudo")

@@ -36,6 +36,7 @@ except ImportError:  # an interpreter without it
     from collections import deque
 
 from pybpf.syscall import BadFD, InvalidArgument, fd_of
+from pybpf.syscall.errors import expect_kind
 from pybpf.syscall.map_cmds import map_get_info
 
 from .records import make_decoder, record_format, row_maker
@@ -91,28 +92,41 @@ class RingBuffer:
     """
 
     def __init__(self, map: object, *, record_type: Any = None):
+        self.closed = True  # until every resource below exists: close() and __del__ skip
         fd = fd_of(map, "a map")
+        expect_kind(fd, "map", "RingBuffer")  # a program's info would pass for a map's
         info = map_get_info(fd)
         if info.type != _RINGBUF:
             raise InvalidArgument(errno.EINVAL, "RingBuffer",
                                   f"map {info.name.decode()!r} (id {info.id}, fd {fd}) has map_type "
                                   f"{info.type}, not BPF_MAP_TYPE_RINGBUF ({_RINGBUF})")
+        # Validate record_type before taking an fd, two mappings and an epoll.
+        self._decode = make_decoder(record_type)
+        self._bulk = _bulk_decoder(record_type)
         self.size = info.max_entries
         self._mask = self.size - 1
-        self._fd = os.dup(fd)  # our own reference: the reader outlives a closed map object
-        self._consumer = mmap.mmap(self._fd, _PAGE, mmap.MAP_SHARED,
-                                   mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._producer = mmap.mmap(self._fd, _PAGE + 2 * self.size, mmap.MAP_SHARED,
-                                   mmap.PROT_READ, offset=_PAGE)
+        self.discarded = 0
+        owned = []  # what to undo if a later step fails
+        try:
+            self._fd = os.dup(fd)  # our own reference: the reader outlives a closed map object
+            owned.append(lambda: os.close(self._fd))
+            self._consumer = mmap.mmap(self._fd, _PAGE, mmap.MAP_SHARED,
+                                       mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
+            owned.append(self._consumer.close)
+            self._producer = mmap.mmap(self._fd, _PAGE + 2 * self.size, mmap.MAP_SHARED,
+                                       mmap.PROT_READ, offset=_PAGE)
+            owned.append(self._producer.close)
+            self._epoll = select.epoll()
+            owned.append(self._epoll.close)
+            self._epoll.register(self._fd, select.EPOLLIN)
+        except BaseException:
+            for undo in reversed(owned):
+                undo()
+            raise
         self._cons_pos = memoryview(self._consumer).cast("Q")
         self._prod_pos = memoryview(self._producer).cast("Q")
         self._data = memoryview(self._producer)
         self._len_words = self._data.cast("I")  # headers: u32 at byte offset _PAGE + (pos & mask)
-        self._epoll = select.epoll()
-        self._epoll.register(self._fd, select.EPOLLIN)
-        self._decode = make_decoder(record_type)
-        self._bulk = _bulk_decoder(record_type)
-        self.discarded = 0
         self.closed = False
 
     # -------------------------------------------------------------- consume

@@ -57,8 +57,23 @@ class KeyExists(BPFError):
     """BPF_NOEXIST update of a key that is already present (EEXIST)."""
 
 
-class MapFull(BPFError):
-    """The map has reached max_entries (E2BIG on update)."""
+class TooBig(BPFError):
+    """E2BIG: a size or count beyond a kernel limit, or an empty program.
+
+    What it means depends on the command, so :func:`error_for` picks a
+    subclass (:class:`MapFull`, :class:`IndexOutOfRange`) or a hint by command.
+    """
+
+
+class MapFull(TooBig):
+    """The map has reached max_entries (E2BIG on an update of a hash-like map, queue or stack)."""
+
+
+class IndexOutOfRange(TooBig, IndexError):
+    """An array-like map was written at an index >= max_entries (E2BIG on update)."""
+
+    def __str__(self) -> str:  # IndexError must not repr() the message
+        return self.strerror or ""
 
 
 class InvalidArgument(BPFError):
@@ -78,12 +93,55 @@ class ObjectNotFound(BPFError, FileNotFoundError):
     *_GET_FD_BY_ID or BPF_OBJ_GET); unlike :class:`KeyNotFound` this is not a missing map key."""
 
 
+class WrongObjectKind(TypeError):
+    """An fd refers to another kind of BPF object (a program where a map was wanted)."""
+
+
+# The kernel names the anonymous inode behind each BPF fd; /proc/self/fd shows it.
+# Older kernels call the link inode "bpf_link", newer ones "bpf-link".
+_INODE_KINDS = {"anon_inode:bpf-map": "map", "anon_inode:bpf-prog": "prog",
+                "anon_inode:bpf_link": "link", "anon_inode:bpf-link": "link",
+                "anon_inode:btf": "btf"}
+_KIND_WORDS = {"map": "a map", "prog": "a program", "link": "a link", "btf": "BTF"}
+
+
+def fd_kind(fd: int) -> str | None:
+    """``"map"``, ``"prog"``, ``"link"`` or ``"btf"``: the BPF object behind ``fd``, else None.
+
+    One readlink: far cheaper than BPF_OBJ_GET_INFO_BY_FD, which happily fills a
+    map's info struct from a program (garbage key sizes, then MemoryError).
+    """
+    try:
+        return _INODE_KINDS.get(os.readlink(f"/proc/self/fd/{int(fd)}"))
+    except OSError:
+        return None
+
+
+def expect_kind(fd: int, kind: str, what: str = "") -> None:
+    """Raise :class:`WrongObjectKind` unless ``fd`` is a BPF object of ``kind``.
+
+    The message says what the fd is instead: "fd 7 is a BPF prog, not a map".
+    """
+    found = fd_kind(fd)
+    if found == kind:
+        return
+    prefix = f"{what}: " if what else ""
+    if found is not None:
+        raise WrongObjectKind(f"{prefix}fd {fd} is a BPF {found}, not {_KIND_WORDS[kind]}")
+    try:
+        target = os.readlink(f"/proc/self/fd/{int(fd)}")
+    except OSError:
+        raise WrongObjectKind(f"{prefix}fd {fd} is not open (wanted {_KIND_WORDS[kind]})") from None
+    raise WrongObjectKind(f"{prefix}fd {fd} is not a BPF object but {target}, "
+                          f"not {_KIND_WORDS[kind]}")
+
+
 _BY_ERRNO: dict[int, type[BPFError]] = {
     _errno.EPERM: BPFPermissionError,
     _errno.EACCES: BPFPermissionError,
     _errno.ENOENT: KeyNotFound,
     _errno.EEXIST: KeyExists,
-    _errno.E2BIG: MapFull,
+    _errno.E2BIG: TooBig,
     _errno.EINVAL: InvalidArgument,
     _errno.EBADF: BadFD,
     _errno.EBUSY: Busy,
@@ -95,10 +153,58 @@ PERMISSION_HINT = ("bpf(2) needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_
                    "programs, or CAP_SYS_ADMIN on older kernels); run as root, e.g. with sudo")
 
 
+# E2BIG by command: a full map only where an element is being added; elsewhere a limit.
+_E2BIG_BY_COMMAND: dict[str, tuple[type[BPFError], str]] = {
+    "BPF_MAP_UPDATE_ELEM": (MapFull, ""),
+    "BPF_MAP_UPDATE_BATCH": (MapFull, ""),
+    "BPF_PROG_LOAD": (TooBig, "the program is empty or has more instructions than the kernel "
+                              "takes (4096 without CAP_BPF, 1M with it)"),
+    "BPF_MAP_CREATE": (TooBig, "key_size, value_size or max_entries is over the kernel's limit "
+                               "for this map type"),
+    "BPF_BTF_LOAD": (TooBig, "the BTF blob or its log buffer is over the kernel's size limit"),
+}
+
+
+_CAP_SYS_ADMIN, _CAP_BPF = 21, 39
+
+
+def _effective_caps() -> int | None:
+    """CapEff of this process, or None if /proc does not say."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def permission_hint() -> str:
+    """What to tell the user about an EPERM/EACCES, given who this process is.
+
+    "Run as root" is advice only for a process that is not root; root without
+    the capabilities, or with them and still refused, needs other words.
+    """
+    caps = _effective_caps()
+    if caps is not None and caps & (1 << _CAP_BPF | 1 << _CAP_SYS_ADMIN):
+        return ("refused although this process has CAP_BPF or CAP_SYS_ADMIN: kernel lockdown, "
+                "a seccomp or LSM policy, or file permissions refuse it")
+    if os.geteuid() == 0:
+        return ("bpf(2) needs CAP_BPF (plus CAP_PERFMON for tracing, CAP_NET_ADMIN for networking "
+                "programs, or CAP_SYS_ADMIN on older kernels); this process runs as root but "
+                "without those capabilities (dropped, or in a user namespace)")
+    return PERMISSION_HINT
+
+
 def error_for(err: int, command: str = "", context: str = "", *, cls: type[BPFError] | None = None,
               hint: str = "") -> BPFError:
     """Build the typed exception for ``err``; ``cls`` overrides the errno-based choice."""
-    kind = cls or _BY_ERRNO.get(err, BPFError)
+    kind = cls
+    if kind is None and err == _errno.E2BIG and command in _E2BIG_BY_COMMAND:
+        kind, default_hint = _E2BIG_BY_COMMAND[command]
+        hint = hint or default_hint
+    kind = kind or _BY_ERRNO.get(err, BPFError)
     if kind is BPFPermissionError and not hint:
-        hint = PERMISSION_HINT
+        hint = permission_hint()
     return kind(err, command, context, hint)

@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from mapkit import load_prog, needs_root, open_fds
-from pybpf.maps import Map, MapSpec
+from pybpf.maps import Map, MapFlags, MapSpec
 from pybpf.syscall import InvalidArgument, ObjectNotFound
 
 pytestmark = [pytest.mark.kernel, needs_root]
@@ -38,12 +38,13 @@ def test_program_load_close_cycles_do_not_leak():
 
 def test_failed_creates_and_opens_do_not_leak():
     before = open_fds()
-    inner = MapSpec.array("I", 1)
+    # Flags the spec passes on and the kernel refuses (EINVAL from the map_alloc_check).
+    bad_inner = MapSpec.array("I", 1, flags=MapFlags.NO_PREALLOC)
     for _ in range(200):
         with pytest.raises(InvalidArgument):
-            Map(MapSpec.hash("I", "I", 0))  # max_entries 0 is refused
+            Map(MapSpec.hash("I", "I", 4, flags=MapFlags.MMAPABLE))
         with pytest.raises(InvalidArgument):
-            Map(MapSpec.array_of_maps(inner.replace(max_entries=0), 1))  # inner create fails
+            Map(MapSpec.array_of_maps(bad_inner, 1))  # inner create fails
         with pytest.raises(ObjectNotFound):
             Map.from_id(0xFFFFFFF0)
     gc.collect()
