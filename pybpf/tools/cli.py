@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 TOOLS = {
     "hello": "print a line for every execve (bpf_trace_printk)",
     "execsnoop": "trace new processes (PID, COMM)",
-    "opensnoop": "trace openat() calls with the file name",
+    "opensnoop": "trace open(), openat() and openat2() calls with the file name",
     "tcpconnect": "trace outbound TCP connects (IPv4 and IPv6)",
     "readlat": "read() latency as a log2 histogram",
     "xdpcount": "per-protocol packet/byte counts on an interface, optional port drop",
@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     import argparse  # already imported by whoever built ``parser``
     parser.add_argument("name", choices=sorted(TOOLS), metavar="NAME",
                         help="one of: " + ", ".join(f"{k} ({v})" for k, v in TOOLS.items()))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own options")
+    rest = parser.add_argument("args", nargs=argparse.REMAINDER, help="the tool's own options")
+    rest.required = False  # argparse marks REMAINDER positionals required: "required: NAME, args"
 
 
 def parse_plain(argv: list[str]) -> object | None:

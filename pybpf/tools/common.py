@@ -59,7 +59,8 @@ class Options:
     accept with the same result (tests/tools/test_options.py checks that).
 
     :meth:`add` takes the subset of ``add_argument`` the tools use: option
-    strings (``-s`` and/or ``--long``), ``type`` (int, float or str),
+    strings (``-s`` and/or ``--long``), ``type`` (int, float, str, or the
+    checked types :func:`process_id` and :func:`positive_float`),
     ``action="store_true"``, ``choices``, ``default``, ``required``, ``help``
     and ``metavar``.
     """
@@ -85,9 +86,9 @@ class Options:
         if action not in (None, "store_true"):
             raise ValueError(f"option {names[0]}: action {action!r} is not supported "
                              "(only store_true)")
-        if type not in (None, int, float, str):
+        if type not in (None, int, float, str, process_id, positive_float):
             raise ValueError(f"option {names[0]}: type {type!r} is not supported "
-                             "(int, float or str)")
+                             "(int, float, str, common.process_id or common.positive_float)")
         if action == "store_true" and (type or choices or metavar):
             raise ValueError(f"option {names[0]}: store_true takes no type, choices or metavar")
         given = {"type": type, "action": action, "choices": choices, "default": default,
@@ -198,20 +199,68 @@ def _convert(option: _Option, value: str) -> object:
     if option.type is not None:
         try:
             value = option.type(value)
-        except (TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - ValueError, or the checked types' ArgumentTypeError
             return _INVALID
     if option.choices is not None and value not in option.choices:
         return _INVALID
     return value
 
 
-def parser(name: str, description: str, *, pid: bool = True) -> Options:
-    """The options every tool has: ``-p/--pid`` (unless ``pid=False``), ``--json``, ``-d``."""
+# The largest pid the kernel can hand out on 64-bit builds (include/linux/threads.h):
+# /proc/sys/kernel/pid_max cannot be set above it.
+PID_MAX_LIMIT = 4 * 1024 * 1024
+
+
+def _type_error(message: str) -> Exception:
+    """argparse's ArgumentTypeError (whose text argparse prints as is), imported when needed."""
+    import argparse  # only on the way to a usage error
+    return argparse.ArgumentTypeError(message)
+
+
+def process_id(text: str) -> int:
+    """``--pid``'s type: an int from 1 to PID_MAX_LIMIT, else argparse's usage error.
+
+    Why checked here: a value beyond 32 bits is not a valid immediate in the
+    filter (the program fails to assemble), and 0, negative numbers or values
+    past PID_MAX_LIMIT are not process ids, so the tool would trace nothing.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise _type_error(f"invalid int value: {text!r}") from None
+    if not 0 < value <= PID_MAX_LIMIT:
+        raise _type_error(f"{text!r} is not a process id (1 to {PID_MAX_LIMIT}, "
+                          "the kernel's PID_MAX_LIMIT)")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A duration or interval: a finite float greater than 0, else argparse's usage error.
+
+    ``-d 0`` or ``-d -1`` would attach and detach at once, and ``-d nan``
+    would never end (every comparison with NaN is false).
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise _type_error(f"invalid float value: {text!r}") from None
+    if not 0 < value < float("inf"):                # also false for NaN
+        raise _type_error(f"{text!r} is not a finite number greater than 0")
+    return value
+
+
+def parser(name: str, description: str, *, pid: bool = True,
+           json_help: str = "print one JSON object per event") -> Options:
+    """The options every tool has: ``-p/--pid`` (unless ``pid=False``), ``--json``, ``-d``.
+
+    ``json_help`` says what ``--json`` prints, for tools that print something
+    other than events (a histogram at the end, a table per interval).
+    """
     p = Options(f"pybpf tool {name}", description)
     if pid:
-        p.add("-p", "--pid", type=int, help="trace this process id only")
-    p.add("--json", action="store_true", help="print one JSON object per event")
-    p.add("-d", "--duration", type=float, help="stop after this many seconds")
+        p.add("-p", "--pid", type=process_id, help="trace this process id only")
+    p.add("--json", action="store_true", help=json_help)
+    p.add("-d", "--duration", type=positive_float, help="stop after this many seconds")
     return p
 
 
@@ -237,18 +286,64 @@ def require_root(name: str) -> None:
     raise SystemExit(1)
 
 
+_writing = False  # True while write_out() is writing to stdout: see Stop
+
+
 class Stop:
-    """Turns SIGINT/SIGTERM and ``--duration`` into a flag the poll loop checks."""
+    """Turns SIGINT/SIGTERM and ``--duration`` into a flag the poll loop checks.
+
+    A flag rather than an exception, so that a signal never lands in the
+    middle of setting up or tearing down (a link half made, a tracing
+    instance not yet removed): the loop checks it between polls, and the
+    handlers stay installed until :meth:`restore`, after the clean-up, so a
+    second Ctrl-C or SIGTERM cannot cut the clean-up short either.
+
+    The exception is a write to stdout. One blocked on a full pipe (whoever
+    reads it stopped reading) never returns: CPython runs the handler and
+    retries the interrupted write() (PEP 475). So while :func:`write_out` is
+    writing, the handler raises KeyboardInterrupt, which abandons the write;
+    the tool then cleans up as after any stop, and :func:`write_out` points
+    stdout at /dev/null so that nothing is left to block on. ``--duration``
+    does the same through SIGALRM, shortly after the deadline (:meth:`arm`).
+    """
 
     def __init__(self, duration: float | None):
         self.deadline = None if duration is None else time.monotonic() + duration
         self.signalled = False
+        self._armed = False
         self._old = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
         self.signalled = True
+        if _writing:
+            raise KeyboardInterrupt
+
+    def arm(self, grace: float = 0.5) -> None:
+        """Have SIGALRM arrive ``grace`` seconds after the deadline, for a loop stuck in a write.
+
+        The loop itself ends at the deadline, and :meth:`disarm` cancels the
+        timer then, so the alarm only fires for a write blocked past it (and
+        cannot cut short whatever is written after the loop, such as readlat's
+        histogram). Called once everything is attached, not before: a signal
+        pending during BPF_PROG_LOAD makes the verifier give up with EAGAIN.
+        """
+        if self.deadline is None or self._armed:
+            return
+        left = self.deadline - time.monotonic()
+        if not 0 < left < 1e8:  # passed already (the loop ends at once), or beyond any run
+            return
+        if signal.SIGALRM not in self._old:
+            self._old[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._handle)
+        signal.setitimer(signal.ITIMER_REAL, left + grace)
+        self._armed = True
+
+    def disarm(self) -> None:
+        """Cancel the timer :meth:`arm` set (the handlers stay until :meth:`restore`)."""
+        if self._armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            self._armed = False
 
     def __bool__(self) -> bool:
         return self.signalled or (self.deadline is not None and time.monotonic() >= self.deadline)
@@ -259,13 +354,17 @@ class Stop:
         return max(0.0, min(cap, self.deadline - time.monotonic()))
 
     def restore(self) -> None:
-        for sig, handler in self._old.items():
+        """Cancel the timer and put the previous handlers back (a second call does nothing)."""
+        self.disarm()
+        while self._old:
+            sig, handler = self._old.popitem()
             signal.signal(sig, handler)
 
 
 def run_loop(duration: float | None, poll: Callable[[float], object]) -> None:
     """Call ``poll(timeout)`` until the duration ends or SIGINT/SIGTERM arrives."""
     stop = Stop(duration)
+    stop.arm()
     try:
         while not stop:
             poll(stop.remaining())
@@ -273,19 +372,90 @@ def run_loop(duration: float | None, poll: Callable[[float], object]) -> None:
         stop.restore()
 
 
-class Output:
-    """Prints events as a BCC-style table or as JSON lines, flushing each line."""
+def stdout_closed() -> bool:
+    """Whether the process started with its standard output closed (``tool >&-``).
 
-    def __init__(self, as_json: bool, columns: Iterable[tuple[str, str]]):
+    Python then sets ``sys.stdout`` to None, and the first fd the tool opens
+    (a map, a program) would become fd 1: check before opening anything.
+    """
+    out = sys.stdout
+    if out is None:
+        return True
+    try:
+        os.fstat(out.fileno())
+    except (AttributeError, ValueError):  # not a file (a test's StringIO): not closed
+        return False
+    except OSError:
+        return True
+    return False
+
+
+def discard_stdout() -> None:
+    """Point fd 1 at /dev/null, so that what is still buffered cannot block or fail the exit."""
+    try:
+        fd = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+    except (AttributeError, OSError, ValueError):
+        return
+    os.dup2(null, fd)
+    os.close(null)
+
+
+def write_out(text: str) -> None:
+    """Write ``text`` to stdout and flush it, in a way SIGINT/SIGTERM/--duration can abandon.
+
+    One write and a flush per call: print() writes the text and its newline
+    separately, two syscalls when stdout is unbuffered (PYTHONUNBUFFERED).
+    Characters stdout's encoding cannot represent (a non-UTF-8 locale) are
+    replaced rather than ending the tool. See :class:`Stop` for the rest.
+    """
+    global _writing
+    out = sys.stdout
+    _writing = True
+    try:
+        try:
+            out.write(text)
+        except UnicodeEncodeError:  # nothing was written: the encoder runs first
+            encoding = out.encoding or "utf-8"
+            out.write(text.encode(encoding, "replace").decode(encoding))
+        out.flush()
+    except KeyboardInterrupt:
+        _writing = False
+        discard_stdout()  # the abandoned text stays buffered: flush it nowhere at exit
+        raise
+    finally:
+        _writing = False
+
+
+def _text_format(fmt: str) -> str:
+    """The ``%s`` format of the same width as a column's format (``%-18.6f`` -> ``%-18s``)."""
+    return "%" + fmt[1:-1].partition(".")[0] + "s"
+
+
+class Output:
+    """Prints events as a BCC-style table or as JSON lines, flushing each line.
+
+    ``columns`` are ``(key, format)`` pairs, the header being the key in
+    capitals, or ``(key, format, header)``.
+    """
+
+    def __init__(self, as_json: bool, columns: Iterable[tuple[str, ...]]):
+        columns = list(columns)
         self.as_json = as_json
-        self.columns = list(columns)  # (key, header format such as "%-7s")
+        self.columns = [(c[0], c[1]) for c in columns]  # (key, format such as "%-7s")
+        self._headers = tuple(c[2] if len(c) > 2 else c[0].upper() for c in columns)
         self._fmt = " ".join(f for _, f in self.columns) + "\n"
+        self._header_fmt = " ".join(_text_format(f) for _, f in self.columns) + "\n"
 
     def header(self) -> None:
         if not self.as_json:
-            self._write(self._fmt % tuple(k.upper() for k, _ in self.columns))
+            self._write(self._header_fmt % self._headers)
 
     def event(self, row: dict) -> None:
+        for value in row.values():
+            if value.__class__ is str and not value.isascii():
+                row = {k: clean_text(v) if v.__class__ is str else v for k, v in row.items()}
+                break
         if self.as_json:
             import json  # only JSON mode pays for it
             self._write(json.dumps(row) + "\n")
@@ -294,16 +464,43 @@ class Output:
 
     @staticmethod
     def _write(line: str) -> None:
-        # One write and a flush per line: print() writes the text and its newline
-        # separately, two syscalls when stdout is unbuffered (PYTHONUNBUFFERED).
-        out = sys.stdout
-        out.write(line)
-        out.flush()
+        write_out(line)
+
+
+def clean_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates become U+FFFD, as in :func:`cstr`.
+
+    Bytes decoded with ``surrogateescape`` (file names, from os.fsdecode) carry
+    lone surrogates, which UTF-8 output refuses ("surrogates not allowed") and
+    JSON output would pass on as invalid Unicode. They are turned back into the
+    bytes they stand for, which are then decoded the way BCC's tools decode
+    (``errors="replace"``).
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # surrogates that stand for no byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
+def cstr(raw: bytes) -> str:
+    """A NUL-terminated C string from a record as text, invalid UTF-8 replaced by U+FFFD.
+
+    What BCC's tools do (``.decode('utf-8', 'replace')``): the result always
+    prints, in a table or as JSON, whatever the bytes were (a comm or a file
+    name need not be UTF-8).
+    """
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
 def comm_str(raw: bytes) -> str:
     """A task's 16-byte comm as text (NUL-terminated, undecodable bytes replaced)."""
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    return cstr(raw)
 
 
 def tool_pid_filter(pid: int | None) -> int:
@@ -323,7 +520,12 @@ def add_attach_option(p: Options) -> None:
 
 
 def run_until_stopped(stop: "Stop", poll: Callable[[float], object]) -> None:
-    """Poll until ``stop`` is set (SIGINT/SIGTERM or the duration's end), then restore handlers."""
+    """Poll until ``stop`` is set (SIGINT/SIGTERM or the duration's end), then restore handlers.
+
+    :func:`pybpf.tools.runtime.run` does not use it: it keeps the handlers
+    until everything is detached.
+    """
+    stop.arm()
     try:
         while not stop:
             poll(stop.remaining())

@@ -4,7 +4,9 @@ The "hello world" of BPF: the program calls ``bpf_trace_printk``, and the
 text arrives in tracefs' ``trace_pipe``. We read it from a private tracing
 instance with the ``bpf_trace:bpf_trace_printk`` event enabled, so that two
 tools (or a tool and ``cat trace_pipe``) do not steal each other's lines; if
-no instance can be made, the global ``trace_pipe`` is used.
+no instance can be made, the global ``trace_pipe`` is used. The instance is
+removed on exit; one left by a run killed with SIGKILL (named after its dead
+pid) is removed by the next run.
 
     # pybpf tool hello
     TIME(s)            COMM             PID     MESSAGE
@@ -50,8 +52,10 @@ class PrintkReader:
 
     def __init__(self) -> None:
         from pybpf.tracefs import Instance, TracePipe, TracefsError
+        from pybpf.tracefs.pipe import sweep_stale_instances
         self.instance = None
         try:
+            sweep_stale_instances()  # left by a hello killed with SIGKILL (no clean-up ran)
             self.instance = Instance()
             with open(self.instance.file("events", "bpf_trace", "bpf_trace_printk", "enable"),
                       "w") as f:
@@ -82,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     p = options()
     args = p.parse(argv)
     common.require_root(NAME)
-    out = common.Output(args.json, [("time", "%-18s"), ("comm", "%-16s"), ("pid", "%-7s"),
-                                    ("message", "%s")])
+    out = common.Output(args.json, [("time", "%-18.6f", "TIME(s)"), ("comm", "%-16s"),
+                                    ("pid", "%-7s"), ("message", "%s")])
 
     def start(stack):
         mode = runtime.attach_mode(args.attach)
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         def poll(timeout: float) -> None:
             line = reader.read(timeout)
             if line is not None and line.event in ("bpf_trace_printk", ""):
-                out.event({"time": f"{line.timestamp:.6f}", "comm": line.task, "pid": line.pid,
+                out.event({"time": line.timestamp, "comm": line.task, "pid": line.pid,
                            "message": line.message})
         return f"execve via {where}", poll
 

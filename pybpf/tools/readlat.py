@@ -96,7 +96,8 @@ def histogram_json(counts: list[int]) -> str:
 
 def options() -> common.Options:
     """readlat's command-line options (parsed in :func:`main`, checked by the tests)."""
-    p = common.parser(NAME, "Summarize read() latency as a log2 histogram (microseconds).")
+    p = common.parser(NAME, "Summarize read() latency as a log2 histogram (microseconds).",
+                      json_help="print the histogram as one JSON object when tracing ends")
     common.add_attach_option(p)
     return p
 
@@ -129,10 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         hist = maps["hist"]
         counts = [hist[i] for i in range(BUCKETS)]
         if args.json:
-            print(histogram_json(counts), flush=True)
+            common.write_out(histogram_json(counts) + "\n")
         else:
             print(file=sys.stderr)
-            print(format_log2_hist(counts, "usecs"), flush=True)
+            common.write_out(format_log2_hist(counts, "usecs") + "\n")
 
     return runtime.run(NAME, args.duration, start, finish=finish)
 

@@ -24,8 +24,9 @@ TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pyb
 if TYPE_CHECKING:
     from typing import Any, Callable
 
-__all__ = ["load", "attach", "attach_mode", "program_type", "ATTACH_CHOICES", "Events", "pt_regs_offset", "announce",
-           "fail", "run", "ExitStack", "BPF_F_CURRENT_CPU", "kprobes_available", "store_bytes"]
+__all__ = ["load", "attach", "attach_kprobes", "attach_mode", "program_type", "ATTACH_CHOICES",
+           "Events", "pt_regs_offset", "announce", "fail", "run", "ExitStack", "BPF_F_CURRENT_CPU",
+           "kprobes_available", "no_kprobes_error", "store_bytes"]
 
 ATTACH_CHOICES = ("auto", "kprobe", "tracepoint")
 BPF_F_CURRENT_CPU = 0xFFFFFFFF
@@ -69,10 +70,25 @@ def kprobes_available() -> bool:
 
 
 def attach_mode(requested: str) -> str:
-    """``auto`` becomes ``kprobe`` where the kernel has kprobes, else ``tracepoint``."""
+    """``auto`` becomes ``kprobe`` where the kernel has kprobes, else ``tracepoint``.
+
+    ``kprobe`` on a kernel without kprobes is refused here, before anything is
+    loaded, with the tools' advice (the option to use) rather than the link
+    layer's (a Python call to make).
+    """
     if requested == "auto":
         return "kprobe" if kprobes_available() else "tracepoint"
+    if requested == "kprobe" and not kprobes_available():
+        raise no_kprobes_error()
     return requested
+
+
+def no_kprobes_error() -> NotImplementedError:
+    """What a tool says when ``--attach kprobe`` cannot work here."""
+    return NotImplementedError(
+        "--attach kprobe: kprobes are not available on this kernel (built without kprobes: no "
+        "kprobe PMU in /sys/bus/event_source/devices, no tracefs kprobe_events); use "
+        "--attach tracepoint (or --attach auto, which picks the tracepoints here)")
 
 
 def program_type(mode: str) -> str:
@@ -88,13 +104,30 @@ def attach(prog: Program, mode: str, *, tracepoint: str, kprobe: str = "",
     function ``kprobe``, or on the return of ``kretprobe``.
     """
     if mode == "kprobe":
-        from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
-        if kretprobe:
-            return attach_kretprobe(prog, kretprobe), f"kretprobe {kretprobe}"
-        return attach_kprobe(prog, kprobe), f"kprobe {kprobe}"
+        return attach_kprobes(prog, kprobe=kprobe, kretprobe=kretprobe)
     from pybpf.link.tracepoint import attach_tracepoint
     category, _, name = tracepoint.partition(":")
     return attach_tracepoint(prog, category, name), f"tracepoint {tracepoint}"
+
+
+def attach_kprobes(prog: Program, *, kprobe: str = "", kretprobe: str = "") -> tuple[Any, str]:
+    """A kprobe on function ``kprobe`` (or a kretprobe on ``kretprobe``); returns (link, where).
+
+    On a kernel without kprobes the link layer's error suggests a tracepoint
+    and a Python call; a tool user needs the option instead (:func:`no_kprobes_error`).
+    """
+    if not kprobes_available():
+        raise no_kprobes_error()
+    from pybpf.link.kprobe import attach_kprobe, attach_kretprobe, kprobes_supported
+    from pybpf.syscall import NotSupported
+    try:
+        if kretprobe:
+            return attach_kretprobe(prog, kretprobe), f"kretprobe {kretprobe}"
+        return attach_kprobe(prog, kprobe), f"kprobe {kprobe}"
+    except NotSupported:
+        if kprobes_supported():
+            raise
+        raise no_kprobes_error() from None
 
 
 def load(b: Builder, prog_type: str, name: str, **kw: Any) -> Program:
@@ -110,7 +143,7 @@ def announce(what: str) -> None:
     print(f"Tracing {what}... Hit Ctrl-C to end.", file=sys.stderr, flush=True)
 
 
-def fail(tool: str, exc: BaseException) -> int:
+def fail(tool: str, exc: BaseException | str) -> int:
     """Print an error the way command-line tools do (no traceback) and return the exit code."""
     print(f"{tool}: {exc}", file=sys.stderr, flush=True)
     return 1
@@ -179,10 +212,17 @@ def run(name: str, duration: float | None,
     ``--duration`` end the loop; ``finish`` then runs while the maps are still
     open (readlat prints its histogram there). Errors are printed without a
     traceback and give exit status 1.
+
+    The signal handlers (:class:`pybpf.tools.common.Stop`) are installed
+    before anything is opened and removed only after everything is closed:
+    a signal at any point ends the tool through the same clean-up, and one
+    arriving during the clean-up does not interrupt it.
     """
     from . import resume_gc
-    from .common import Stop, run_until_stopped
+    from .common import Stop, discard_stdout, stdout_closed
 
+    if stdout_closed():  # before anything is opened: the first fd would become fd 1
+        return fail(name, "standard output is closed")
     stop = Stop(duration)  # installed first: a signal during setup still ends cleanly
     try:
         with ExitStack() as stack:
@@ -191,16 +231,19 @@ def run(name: str, duration: float | None,
             if header is not None:
                 header()
             announce(what)
+            stop.arm()
             try:
-                run_until_stopped(stop, poll)
-            except KeyboardInterrupt:
+                while not stop:
+                    poll(stop.remaining())
+            except KeyboardInterrupt:  # a signal that abandoned a blocked write (see Stop)
                 pass
+            stop.disarm()  # the alarm was for a blocked loop; let finish() write
             if finish is not None:
                 finish()
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:  # output piped into head(1), which has exited: not an error
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit-time flush
+        discard_stdout()  # quiet exit-time flush
     except (OSError, ValueError, NotImplementedError) as exc:
         return fail(name, exc)
     finally:
@@ -224,6 +267,7 @@ class Events:
             MapSpec.perf_event_array(name=name)
         self.map: Map = spec.create()
         self._reader: Any = None
+        self._reported = 0  # lost samples already reported
 
     def emit(self, b: Builder, ctx: Reg, at: int) -> None:
         """Emit the output of the record at ``r10 + at`` (clobbers r1-r5 and r0)."""
@@ -268,9 +312,26 @@ class Events:
             self._cb = lambda cpu, data: callback(unpack(data[:size]))
 
     def poll(self, timeout: float) -> int:
+        """Deliver waiting records (waiting up to ``timeout`` s for one); report new losses.
+
+        A perf ring that was full when the program wrote drops the record and
+        the kernel later says how many (PERF_RECORD_LOST): after each poll that
+        saw some, ``Possibly lost N samples`` goes to stderr, BCC's words. (A
+        full ring buffer makes ``bpf_ringbuf_output`` fail in the program;
+        nothing reaches user space to count.)
+        """
         if self.ringbuf:
             return self._reader.poll(self._cb, timeout)
-        return self._reader.poll(self._cb, timeout, sample=False)
+        n = self._reader.poll(self._cb, timeout, sample=False)
+        if self._reader.lost != self._reported:
+            self._report_lost()
+        return n
+
+    def _report_lost(self) -> None:
+        lost = self._reader.lost
+        if sys.stderr is not None:
+            print(f"Possibly lost {lost - self._reported} samples", file=sys.stderr, flush=True)
+        self._reported = lost
 
     @property
     def lost(self) -> int:

@@ -198,7 +198,6 @@ def main(argv: list[str] | None = None) -> int:
         events = stack.enter_context(runtime.Events(RECORD, ringbuf=args.ringbuf))
         events.open(lambda rec: out.event(decode(rec)))  # before attaching, so that no event is lost
         if mode == "kprobe":
-            from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
             from pybpf.maps import MapSpec
             sockets = stack.enter_context(MapSpec.hash("Q", "Q", 10240, name="sockets").create())
             entry = stack.enter_context(runtime.load(build_entry_program(sockets), "kprobe",
@@ -207,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 build_return_program(events, sockets, sock_offsets(), args.pid or 0), "kprobe",
                 "tcpconnect_out"))
             for fn in ("tcp_v4_connect", "tcp_v6_connect"):
-                stack.enter_context(attach_kprobe(entry, fn))
-                stack.enter_context(attach_kretprobe(ret, fn))
+                stack.enter_context(runtime.attach_kprobes(entry, kprobe=fn)[0])
+                stack.enter_context(runtime.attach_kprobes(ret, kretprobe=fn)[0])
             where = "kprobes tcp_v4_connect, tcp_v6_connect"
         else:
             prog = stack.enter_context(runtime.load(

@@ -24,7 +24,8 @@ from pybpf._record import Record
 
 from .mount import TracefsError, tracefs_path
 
-__all__ = ["TraceLine", "TraceParseError", "parse_trace_line", "TracePipe", "Instance"]
+__all__ = ["TraceLine", "TraceParseError", "parse_trace_line", "TracePipe", "Instance",
+           "sweep_stale_instances"]
 
 _LINE_RE = re.compile(
     r"^\s*(?P<task>.*?)-(?P<pid>\d+)\s+"
@@ -171,6 +172,35 @@ def _rmdir_quietly(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def sweep_stale_instances(prefix: str = "pybpf_") -> list[str]:
+    """Remove tracing instances ``<prefix><pid>_...`` whose process no longer exists.
+
+    An :class:`Instance` removes itself on close (or when collected), but a
+    process killed with SIGKILL does neither: its instance stays, with the
+    events it enabled still filling its buffer. The default name carries the
+    creator's pid, so the next user can tell. A pid that was reused keeps its
+    instance until that process is gone too. Returns the removed names.
+    """
+    try:
+        names = os.listdir(tracefs_path("instances"))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        pid = name[len(prefix):].partition("_")[0]
+        if not (pid.isascii() and pid.isdigit()) or int(pid) == os.getpid() \
+                or os.path.exists(f"/proc/{int(pid)}"):
+            continue
+        try:
+            os.rmdir(tracefs_path("instances", name))  # the kernel disables its events first
+        except OSError:  # gone already, or still open somewhere (EBUSY)
+            continue
+        removed.append(name)
+    return removed
 
 
 class Instance:

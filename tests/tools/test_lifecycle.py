@@ -82,11 +82,16 @@ def test_pybpf_tool_help_lists_the_tools():
 
 @pytest.mark.kernel
 @requires_root
-def test_kprobe_request_on_a_kernel_without_kprobes_is_a_clear_error(tool):
+@pytest.mark.parametrize("name", ["hello", "execsnoop", "readlat", "tcpconnect"])
+def test_kprobe_request_on_a_kernel_without_kprobes_is_a_clear_error(tool, name):
     from pybpf.link.kprobe import kprobes_supported
     if kprobes_supported():
         pytest.skip("this kernel has kprobes")
-    t = tool("execsnoop", "--attach", "kprobe", ready=False)
+    t = tool(name, "--attach", "kprobe", ready=False)
     assert t.finish() == 1
     err = "".join(t.stderr)
-    assert "without kprobes" in err and "Traceback" not in err
+    assert err.startswith(f"{name}: --attach kprobe: kprobes are not available on this kernel")
+    assert err.rstrip().endswith("use --attach tracepoint (or --attach auto, which picks the "
+                                 "tracepoints here)")
+    assert "attach_tracepoint(" not in err and "Traceback" not in err
+    assert err.count("\n") == 1

@@ -68,8 +68,8 @@ PLAIN = [
     ("execsnoop", ["-U"]),
     ("execsnoop", ["--print-uid", "-p7", "-d2", "--attach", "auto"]),
     ("execsnoop", ["-p", "1", "-p", "2", "--pid=3"]),                      # the last one wins
-    ("execsnoop", ["-p-5", "--pid=-6", "--duration=-1", "-dinf"]),        # attached: any value
     ("execsnoop", ["-p", " 12 ", "-d", "1_000.5"]),                       # what int()/float() take
+    ("execsnoop", ["-p4194304", "--duration=1e-3"]),                     # the limits: PID_MAX_LIMIT
     ("opensnoop", ["--path", "/etc/"]),
     ("opensnoop", ["--path="]),
     ("opensnoop", ["--path", ""]),
@@ -77,7 +77,7 @@ PLAIN = [
     ("opensnoop", ["--path", "/tmp/a=b", "-p", "9"]),
     ("opensnoop", ["--path", "é ünïcode"]),
     ("readlat", ["--duration", "5", "--attach=tracepoint"]),
-    ("readlat", ["-d", "nan"]),
+    ("readlat", ["-d", "1e6"]),
     ("tcpconnect", ["--ringbuf", "--json", "-p", "3"]),
     ("tcpconnect", ["--ringbuf", "--attach", "kprobe"]),
     ("xdpcount", ["-i", "lo"]),
@@ -103,6 +103,13 @@ FALLBACK = [
     ("execsnoop", ["--p", "5"]),                         # ambiguous: --pid, --print-uid
     ("execsnoop", ["-p", "-5"]),                         # a negative number: argparse takes it
     ("execsnoop", ["--duration", "-1"]),
+    ("execsnoop", ["-p-5"]),                             # checked types: argparse's error
+    ("execsnoop", ["--pid=0", "--json"]),
+    ("execsnoop", ["-p", "4194305"]),
+    ("execsnoop", ["-d", "nan"]),
+    ("execsnoop", ["--duration=inf"]),
+    ("execsnoop", ["-d0"]),
+    ("readlat", ["--pid", "99999999999"]),
     ("execsnoop", ["-p=5"]),
     ("execsnoop", ["-Uj"]),
     ("execsnoop", ["-U", "-Ud"]),
@@ -150,6 +157,11 @@ def _value(option) -> st.SearchStrategy[str]:
         return st.integers(-10**20, 10**20).map(str)
     if option.type is float:
         return st.floats(allow_nan=False).map(repr) | st.integers().map(str)
+    if option.type is common.process_id:
+        return st.integers(1, common.PID_MAX_LIMIT).map(str)
+    if option.type is common.positive_float:
+        return st.floats(min_value=0, exclude_min=True, allow_infinity=False).map(repr) | \
+            st.integers(1, 10**9).map(str)
     return st.text(max_size=12)
 
 
@@ -354,7 +366,7 @@ def test_errors_without_privileges_are_still_argparses():
         return subprocess.run([sys.executable, "-m", "pybpf.tools.execsnoop", *argv],
                               capture_output=True, text=True, timeout=60, env=ENV,
                               preexec_fn=_drop_capabilities)
-    control = run("--json", "--duration", "0")      # valid options: the root check refuses
+    control = run("--json", "--duration", "1")      # valid options: the root check refuses
     assert control.returncode == 1 and "must be run as root" in control.stderr, control.stderr
     res = run("--pid", "x")
     assert res.returncode == 2, res.stderr
@@ -387,3 +399,62 @@ def test_dispatcher_plain_path_matches_argparse(argv):
 def test_dispatcher_plain_path_is_taken(argv):
     assert vars(cli.parse_plain(argv)) == _tool_reference(argv) == {"name": argv[0],
                                                                      "args": argv[1:]}
+
+
+# Values the shared options refuse: usage errors (exit 2) before anything is loaded.
+
+@pytest.mark.parametrize("argv,message", [
+    (["--pid", "99999999999"], "argument -p/--pid: '99999999999' is not a process id "
+                               "(1 to 4194304, the kernel's PID_MAX_LIMIT)"),
+    (["--pid=-5"], "argument -p/--pid: '-5' is not a process id"),
+    (["-p", "3000000000"], "argument -p/--pid: '3000000000' is not a process id"),
+    (["-p0"], "argument -p/--pid: '0' is not a process id"),
+    (["--duration", "-1"], "argument -d/--duration: '-1' is not a finite number greater than 0"),
+    (["-d", "0"], "argument -d/--duration: '0' is not a finite number greater than 0"),
+    (["-d", "nan"], "argument -d/--duration: 'nan' is not a finite number greater than 0"),
+    (["--duration=inf"], "argument -d/--duration: 'inf' is not a finite number greater than 0"),
+    (["-d", "x"], "argument -d/--duration: invalid float value: 'x'"),
+])
+def test_bad_pid_and_duration_are_usage_errors(argv, message):
+    res = run_tool("execsnoop", *argv)
+    assert res.returncode == 2, res.stderr
+    assert f"pybpf tool execsnoop: error: {message}" in res.stderr, res.stderr
+    assert "Tracing" not in res.stderr and res.stdout == ""
+
+
+@pytest.mark.parametrize("name", ["hello", "execsnoop", "readlat", "tcpconnect"])
+@pytest.mark.parametrize("argv", [["-p", "0"], ["--pid", "4194305"], ["-d", "-0.5"],
+                                  ["--duration", "NaN"]])
+def test_every_tool_checks_pid_and_duration(name, argv):
+    with contextlib.redirect_stderr(io.StringIO()) as err, pytest.raises(SystemExit) as exc:
+        TOOLS[name].options().parse(argv)
+    assert exc.value.code == 2
+    assert "is not a process id" in err.getvalue() or "greater than 0" in err.getvalue()
+
+
+def test_checked_types_accept_their_range():
+    assert common.process_id("1") == 1 and common.process_id(" 4194304 ") == 4194304
+    assert common.positive_float("5e-324") == 5e-324 and common.positive_float("1e300") == 1e300
+    for bad in ("0", "-1", "4194305", "1.5", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.process_id(bad)
+    for bad in ("0", "-0.0", "-1", "nan", "inf", "-inf", ""):
+        with pytest.raises(argparse.ArgumentTypeError):
+            common.positive_float(bad)
+
+
+def test_json_help_says_what_is_printed():
+    def json_help(options):
+        return next(a.help for a in options.argparser()._actions if "--json" in a.option_strings)
+    assert json_help(execsnoop.options()) == "print one JSON object per event"
+    assert json_help(readlat.options()) == "print the histogram as one JSON object when tracing ends"
+    p = common.parser("x", "d", json_help="one object per interval")
+    assert json_help(p) == "one object per interval"
+
+
+def test_pybpf_tool_without_a_name_asks_only_for_the_name():
+    res = subprocess.run([sys.executable, "-m", "pybpf", "tool"], capture_output=True, text=True,
+                         timeout=60, env=ENV)
+    assert res.returncode == 2
+    assert res.stderr.rstrip().endswith("error: the following arguments are required: NAME")
+    assert _tool_reference(["execsnoop"]) == {"name": "execsnoop", "args": []}

@@ -38,18 +38,37 @@ ATTACH_MODES = [
 ]
 
 
+def bpf_objects(pid: int) -> tuple[set[int], set[int]]:
+    """(link ids, program ids) process ``pid`` holds, from /proc/PID/fdinfo."""
+    links, progs = set(), set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                text = f.read()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition(":")
+            if key == "link_id":
+                links.add(int(value))
+            elif key == "prog_id" and "link_type" not in text:
+                progs.add(int(value))
+    return links, progs
+
+
 class Tool:
     """``python -m pybpf.tools.NAME --json ARGS`` with stdout/stderr read by threads."""
 
     def __init__(self, name: str, *args: str, prefix: tuple[str, ...] = (), json_mode: bool = True,
-                 module: str | None = None):
+                 module: str | None = None, env: dict[str, str] | None = None):
         cmd = [*prefix, sys.executable, "-m", module or f"pybpf.tools.{name}"]
         if module == "pybpf":
             cmd += ["tool", name]
         cmd += (["--json"] if json_mode else []) + list(args)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, env=env)
         self.lines: queue.Queue[str] = queue.Queue()
         self.stdout: list[str] = []
         self.stderr: list[str] = []
@@ -129,21 +148,7 @@ class Tool:
 
     def bpf_objects(self) -> tuple[set[int], set[int]]:
         """(link ids, program ids) the tool's process holds, from /proc/PID/fdinfo."""
-        links, progs = set(), set()
-        fdinfo = f"/proc/{self.pid}/fdinfo"
-        for fd in os.listdir(fdinfo):
-            try:
-                with open(os.path.join(fdinfo, fd)) as f:
-                    text = f.read()
-            except OSError:
-                continue
-            for line in text.splitlines():
-                key, _, value = line.partition(":")
-                if key == "link_id":
-                    links.add(int(value))
-                elif key == "prog_id" and "link_type" not in text:
-                    progs.add(int(value))
-        return links, progs
+        return bpf_objects(self.pid)
 
     def __enter__(self) -> "Tool":
         return self
