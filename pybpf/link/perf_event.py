@@ -79,6 +79,10 @@ def attach_perf_event(prog: object, perf_fd: FD, description: str, *, cookie: in
     (removing a tracefs probe event): it is registered before them.
     """
     global _link_supported
+    if not isinstance(perf_fd, FD):  # the link closes it: a borrowed int would be closed too
+        raise TypeError(f"attach_perf_event: perf_fd must be an owned pybpf.syscall.FD (from "
+                        f"perf_event_open), not {type(perf_fd).__name__} {perf_fd!r}; for an fd "
+                        f"you keep, pass FD(os.dup(fd))")
     link = cls(description)
     if undo_first is not None:
         link._on_detach(undo_first)

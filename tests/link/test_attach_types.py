@@ -125,3 +125,11 @@ def test_every_typed_attach_refuses_a_map_before_touching_the_hook(amap, sf):
             attach(amap)
         with pytest.raises(TypeError, match=r"not BPF_PROG_TYPE_SOCKET_FILTER|not a BPF map"):
             attach(sf.fd) if hook != "socket filter" else attach(amap.fd)
+
+
+def test_attach_perf_event_wants_an_owned_fd(sf):
+    from pybpf.link.perf_event import attach_perf_event
+    before = _fds()
+    with pytest.raises(TypeError, match=r"perf_fd must be an owned pybpf.syscall.FD .*not int 9999"):
+        attach_perf_event(sf, 9999, "x")
+    assert _fds() == before
