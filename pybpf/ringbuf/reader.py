@@ -246,6 +246,7 @@ class RingBuffer:
 
     def available(self) -> int:
         """Bytes produced but not yet consumed (including headers)."""
+        self._check()
         return self._prod_pos[0] - self._cons_pos[0]
 
     def read_batch(self, max_records: int = 1 << 30) -> list:
@@ -292,7 +293,9 @@ class RingBuffer:
         return self.iter()
 
     def iter(self, timeout: float | None = None, batch: int = 4096) -> Iterator[Any]:
-        """Yield records as they arrive; stops after ``timeout`` seconds with nothing new."""
+        """Yield records as they arrive; stops after ``timeout`` seconds with nothing new,
+        or when the reader is closed meanwhile (iterating a closed one is an error)."""
+        self._check()
         while not self.closed:
             records = self.read_batch(batch)
             if records:
@@ -304,6 +307,7 @@ class RingBuffer:
     def consume_until(self, count: int, timeout: float, callback: Callable[[Any], Any] | None = None
                       ) -> list:
         """Collect records until ``count`` arrived or ``timeout`` seconds passed in total."""
+        self._check()
         out: list = []
         sink = callback or out.append
         got = 0
@@ -321,6 +325,7 @@ class RingBuffer:
     # ------------------------------------------------------------ lifecycle
     def fileno(self) -> int:
         """The epoll fd: becomes readable when records are available (for select loops)."""
+        self._check()
         return self._epoll.fileno()
 
     def _check(self) -> None:

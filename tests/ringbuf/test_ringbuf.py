@@ -118,8 +118,12 @@ def test_ringbuf_closed_reader_raises(setup):
     reader = RingBuffer(rb)
     reader.close()
     reader.close()
-    with pytest.raises(OSError, match="closed"):
-        reader.read_batch()
+    # Every use of a closed reader says so, rather than answering as an empty one would.
+    for use in (reader.read_batch, reader.available, reader.fileno, lambda: next(iter(reader)),
+                lambda: reader.poll(print, 0), lambda: reader.wait(0),
+                lambda: reader.consume_until(1, 0)):
+        with pytest.raises(OSError, match="reader is closed"):
+            use()
 
 
 def test_ringbuf_bulk_path_falls_back_on_discarded_records(setup):
