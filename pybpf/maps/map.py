@@ -163,6 +163,9 @@ class Map:
 
     def encode_key(self, key) -> bytes | None:
         if self._keyless:
+            if key is not None:  # the kernel would ignore it: q[5] would be the head, 5 in q true
+                raise TypeError(f"{self._ctx}: {self.type.name} maps have no keys, not {key!r} "
+                                f"(queues and stacks: push(), pop(), peek())")
             return None
         return self._klayout.encode(key)
 

@@ -132,6 +132,11 @@ def test_queue_and_stack(kind, order):
         assert m.pop(default=None) is None
         with pytest.raises(TypeError, match="no keys"):
             list(m)
+        m.push(7)
+        for keyed in (lambda: m[0], lambda: 0 in m, lambda: m.pop(0), lambda: m.update(1, 2)):
+            with pytest.raises(TypeError, match="no keys, not [01]"):
+                keyed()  # the kernel would ignore the key and answer about the head
+        assert m.peek() == 7
 
 
 def test_queue_overwrite_oldest_with_bpf_exist():
