@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from pybpf.maps.map import Map
 from pybpf.maps.types import MapType
-from pybpf.syscall.errors import BPFError, BPFPermissionError, NotSupported
+from pybpf.syscall.errors import BPFError, NotSupported
 from pybpf.syscall.map_cmds import map_get_info, open_objects
 
 __all__ = ["add_arguments", "run", "iter_maps", "map_record", "dump_records"]
@@ -95,15 +94,7 @@ def open_map(words: list[str]) -> Map:
             return Map.from_id(int(target))
         except ValueError:
             raise ValueError(f"map id {target!r} is not a number") from None
-    try:
-        return Map.from_pin(target)
-    except BPFPermissionError:
-        # BPF_OBJ_GET answers EACCES for a file that is not a pinned BPF object (one
-        # outside a bpf filesystem, say); for root, "run as root" would mislead.
-        if os.geteuid() != 0 or not os.path.exists(target):
-            raise
-        raise ValueError(f"{target}: not a pinned map (BPF_OBJ_GET: EACCES); pinned objects "
-                         f"live on a bpf filesystem, such as /sys/fs/bpf") from None
+    return Map.from_pin(target)  # a path off bpffs: PinError saying so
 
 
 def _raw(value, size: int) -> bytes:
