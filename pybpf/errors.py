@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 
 from pybpf.asm.errors import AssemblerError
-from pybpf.syscall.errors import (BadFD, BPFError, BPFPermissionError, Busy, InvalidArgument,
-                                  KeyExists, KeyNotFound, MapFull, NotSupported)
+from pybpf.syscall.errors import (BadFD, BPFError, BPFPermissionError, Busy, IndexOutOfRange,
+                                  InvalidArgument, KeyExists, KeyNotFound, MapFull, NotSupported,
+                                  TooBig, WrongObjectKind)
 
 
 class VerifierError(BPFError):
@@ -44,5 +45,6 @@ class VerifierError(BPFError):
 
 __all__ = [
     "AssemblerError", "BPFError", "VerifierError", "NotSupported", "BPFPermissionError",
-    "KeyNotFound", "KeyExists", "MapFull", "InvalidArgument", "BadFD", "Busy",
+    "KeyNotFound", "KeyExists", "TooBig", "MapFull", "IndexOutOfRange", "InvalidArgument", "BadFD",
+    "Busy", "WrongObjectKind",
 ]

@@ -5,13 +5,15 @@ Objects with lifetimes (maps, programs, links) live in the packages above.
 """
 
 from .bpf import Cmd, bpf, perf_event_open
-from .errors import (BadFD, BPFError, BPFPermissionError, Busy, InvalidArgument, KeyExists,
-                     KeyNotFound, MapFull, NotSupported, error_for)
+from .errors import (BadFD, BPFError, BPFPermissionError, Busy, IndexOutOfRange, InvalidArgument,
+                     KeyExists, KeyNotFound, MapFull, NotSupported, TooBig, WrongObjectKind,
+                     error_for)
 from .fd import FD, fd_of
 
 __all__ = [
     "Cmd", "bpf", "perf_event_open", "FD", "fd_of", "BPFError", "NotSupported", "BPFPermissionError",
-    "KeyNotFound", "KeyExists", "MapFull", "InvalidArgument", "BadFD", "Busy", "error_for",
+    "KeyNotFound", "KeyExists", "TooBig", "MapFull", "IndexOutOfRange", "InvalidArgument", "BadFD",
+    "Busy", "WrongObjectKind", "error_for",
 ]
 
 # --- map, object and id commands (maps engineer) ---
