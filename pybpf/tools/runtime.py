@@ -12,6 +12,7 @@ through the real verifier).
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import sys
@@ -245,6 +246,8 @@ def run(name: str, duration: float | None,
     except BrokenPipeError:  # output piped into head(1), which has exited: not an error
         discard_stdout()  # quiet exit-time flush
     except (OSError, ValueError, NotImplementedError) as exc:
+        if stop.signalled and getattr(exc, "errno", None) in (errno.EAGAIN, errno.EINTR):
+            return 0  # the stop signal interrupted a syscall (the verifier gives up with EAGAIN)
         return fail(name, exc)
     finally:
         stop.restore()

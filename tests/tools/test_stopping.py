@@ -6,6 +6,7 @@ must still end it, with everything detached. The pipe here is shrunk to one
 page, so a few dozen events fill it.
 """
 
+import errno
 import fcntl
 import os
 import signal
@@ -152,3 +153,21 @@ def test_closed_stdout_is_an_error_before_attaching(name):
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 1
     assert res.stderr == f"{name}: standard output is closed\n"
+
+
+def test_a_stop_signal_that_interrupts_loading_is_a_clean_exit(capsys):
+    # A signal during BPF_PROG_LOAD makes the kernel verifier give up with EAGAIN: the user
+    # asked to stop, so that is a clean exit, not an error. Without the signal it is one.
+    from pybpf.tools import runtime
+
+    def interrupted(stack):
+        os.kill(os.getpid(), signal.SIGINT)  # recorded by the tool's handler
+        raise OSError(errno.EAGAIN, "BPF_PROG_LOAD: verifier interrupted")
+
+    def failing(stack):
+        raise OSError(errno.EAGAIN, "BPF_PROG_LOAD: verifier interrupted")
+
+    assert runtime.run("t", None, interrupted) == 0
+    assert capsys.readouterr().err == ""
+    assert runtime.run("t", None, failing) == 1
+    assert "verifier interrupted" in capsys.readouterr().err
