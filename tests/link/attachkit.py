@@ -55,6 +55,15 @@ def count_sys_enter(counter, nr: int, tgid: int) -> Builder:
     return b
 
 
+def load_trivial(prog_type, name: str, ret: int = 0):
+    """A loaded program of ``prog_type`` that only returns ``ret``: for attach-error tests."""
+    from pybpf.program import ProgramSpec
+    b = Builder()
+    b.mov(R[0], ret)
+    b.exit()
+    return ProgramSpec(list(b), prog_type, name=name).load(verify=False)
+
+
 def count_all(counter, ret: int) -> Builder:
     """counter[0] += 1 on every run; returns ``ret``."""
     b = Builder()

@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from pybpf.asm.builder import Builder
-from pybpf.asm.registers import r0
+from attachkit import load_trivial
 from pybpf.link import attach_raw_tracepoint, attach_tc, attach_tracepoint, attach_xdp
-from pybpf.program import Program, ProgramSpec, ProgType
+from pybpf.program import Program, ProgType
 from pybpf.syscall import BPFError, ObjectNotFound
 
 pytestmark = pytest.mark.kernel
 
 
 def _load(ptype: ProgType, name: str) -> Program:
-    b = Builder()
-    b.mov(r0, 0)
-    b.exit()
-    return ProgramSpec(list(b), ptype, name=name).load(verify=False)
+    return load_trivial(ptype, name, 0)
 
 
 @pytest.fixture

@@ -7,22 +7,18 @@ import os
 
 import pytest
 
-from pybpf.asm.builder import Builder
-from pybpf.asm.registers import r0
+from attachkit import load_trivial
 from pybpf.link import (attach_cgroup, attach_raw_tracepoint, attach_tracepoint, attach_uprobe,
                         attach_uretprobe)
 from pybpf.maps import MapSpec
-from pybpf.program import Program, ProgramSpec, ProgType
+from pybpf.program import Program, ProgType
 from pybpf.tracefs import list_probe_events
 
 pytestmark = pytest.mark.kernel
 
 
 def _load(ptype: ProgType, name: str) -> Program:
-    b = Builder()
-    b.mov(r0, 1)
-    b.exit()
-    return ProgramSpec(list(b), ptype, name=name).load(verify=False)
+    return load_trivial(ptype, name, 1)
 
 
 @pytest.fixture
