@@ -40,14 +40,22 @@ class PerfEventLink(Link):
         self._perf_fd: FD | None = None
         self._link_fd: FD | None = None
 
+    def _open(self, fd: FD | None) -> int:
+        try:
+            return fd.fd  # type: ignore[union-attr]
+        except (AttributeError, ValueError):  # never set, or closed by detach()
+            raise ValueError(f"use of detached {self.description}") from None
+
     @property
     def perf_fd(self) -> int:
-        assert self._perf_fd is not None
-        return self._perf_fd.fd
+        return self._open(self._perf_fd)
 
     @property
     def fd(self) -> int:
-        return (self._link_fd or self._perf_fd).fd  # type: ignore[union-attr]
+        return self._open(self._link_fd or self._perf_fd)
+
+    def fileno(self) -> int:
+        return self.fd
 
     @property
     def is_bpf_link(self) -> bool:
@@ -55,9 +63,14 @@ class PerfEventLink(Link):
 
     @property
     def id(self) -> int:
+        """The kernel's link id (only when attached through a bpf_link)."""
+        return self.info().id
+
+    def info(self):
+        """struct bpf_link_info (type, id, prog_id, perf event details) of the bpf_link."""
         if self._link_fd is None:
             raise TypeError(f"{self.description} is attached with PERF_EVENT_IOC_SET_BPF (no bpf_link)")
-        return link_info(self._link_fd.fd).id
+        return link_info(self._open(self._link_fd))
 
 
 def probe_pmu_attr(pmu: str, retprobe: bool) -> _perf.PerfEventAttr:

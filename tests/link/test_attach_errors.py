@@ -62,3 +62,14 @@ def test_detached_link_and_closed_program_are_named(raw_prog):
     prog.close()
     with pytest.raises(ValueError, match=r"use of closed program 'closed_tp'"):
         attach_tracepoint(prog, "syscalls:sys_enter_getpid")
+
+
+def test_a_detached_tracepoint_link_names_itself(tp_prog):
+    link = attach_tracepoint(tp_prog, "syscalls:sys_enter_getpid")
+    if link.is_bpf_link:
+        assert link.info().prog_id == tp_prog.id and link.id == link.info().id
+    assert link.fileno() == link.fd
+    link.detach()
+    for attr in ("fd", "perf_fd", "id"):
+        with pytest.raises(ValueError, match="use of detached tracepoint syscalls:sys_enter_getpid"):
+            getattr(link, attr)
