@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "asm": ("pybpf.asm.cli_asm", "assemble kernel-syntax text into bytecode"),
     "disasm": ("pybpf.asm.cli_disasm", "disassemble bytecode into kernel-syntax text"),
     "verify": ("pybpf.verifier.cli", "run the verifier simulator on a program"),
-    "prog": ("pybpf.cli_prog", "list loaded programs (like bpftool prog)"),
+    "prog": ("pybpf.cli_prog", "list and show loaded programs (like bpftool prog)"),
     "map": ("pybpf.cli_map", "list and dump maps (like bpftool map)"),
     "feature": ("pybpf.features.cli", "probe what this kernel supports"),
     "tool": ("pybpf.tools.cli", "run a tracing tool (execsnoop, opensnoop, ...)"),

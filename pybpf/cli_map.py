@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from pybpf.maps.map import Map
@@ -15,7 +16,14 @@ from pybpf.maps.types import MapType
 from pybpf.syscall.errors import BPFError, NotSupported
 from pybpf.syscall.map_cmds import map_get_info, open_objects
 
-__all__ = ["add_arguments", "run", "iter_maps", "map_record", "dump_records"]
+__all__ = ["add_arguments", "run", "iter_maps", "map_record", "dump_records", "UsageError",
+           "object_ref", "check_pin_path", "fdinfo"]
+
+REF_FORMS = "ID, 'id ID', PINNED_PATH or 'pinned PINNED_PATH'"
+
+
+class UsageError(ValueError):
+    """The command line names no object (``pinned`` without a path): exit status 2, like argparse."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--json", "-j", action="store_true", help="print JSON like bpftool -j")
 
 
-def _fdinfo(fd: int) -> dict[str, int]:
+def fdinfo(fd: int) -> dict[str, int]:
+    """The numeric fields of /proc/self/fdinfo/FD (``memlock``, ``frozen``...): what bpftool reads."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/self/fdinfo/{fd}") as f:
@@ -50,7 +59,7 @@ def _type_name(t: int) -> str:
 def map_record(fd: int) -> dict:
     """bpftool's JSON fields for one map fd."""
     info = map_get_info(fd)
-    extra = _fdinfo(fd)
+    extra = fdinfo(fd)
     rec = {"id": info.id, "type": _type_name(info.type),
            "name": info.name.decode(errors="replace"), "flags": info.map_flags,
            "bytes_key": info.key_size, "bytes_value": info.value_size,
@@ -80,20 +89,49 @@ def format_record(rec: dict) -> str:
     return f"{rec['id']}: {rec['type']}{name}  flags {rec['flags']:#x}\n{line2}"
 
 
-def open_map(words: list[str]) -> Map:
-    """Open a map named like bpftool: ``ID``, ``id ID``, ``PATH`` or ``pinned PATH``."""
+def object_ref(words: list[str], noun: str) -> tuple[str, str | int]:
+    """``("id", 42)`` or ``("pinned", PATH)`` from bpftool's ways of naming a map or program.
+
+    ``ID``, ``id ID``, ``PINNED_PATH`` or ``pinned PINNED_PATH``; a keyword
+    without its argument is a usage error, not a path named ``pinned``.
+    """
+    if len(words) == 1 and words[0] in ("id", "pinned"):
+        what = "id" if words[0] == "id" else "path"
+        raise UsageError(f"missing {what} after '{words[0]}' (expected {REF_FORMS})")
     if len(words) == 2 and words[0] in ("id", "pinned"):
         kind, target = words
     elif len(words) == 1:
         kind, target = ("id" if words[0].isdigit() else "pinned"), words[0]
     else:
-        raise ValueError(f"cannot parse map reference {' '.join(words)!r}: expected ID, "
-                         f"'id ID', PINNED_PATH or 'pinned PINNED_PATH'")
+        raise UsageError(f"cannot parse {noun} reference {' '.join(words)!r}: expected {REF_FORMS}")
+    if kind == "pinned":
+        return kind, target
+    try:
+        return kind, int(target, 10)
+    except ValueError:
+        raise UsageError(f"{noun} id {target!r} is not a number") from None
+
+
+def check_pin_path(path: str, noun: str) -> None:
+    """Refuse, in words, a path that cannot be a pinned object before the kernel does.
+
+    BPF_OBJ_GET on a bpffs directory fails with EACCES, which reads like a
+    privilege problem; a directory is simply not a pinned object.
+    """
+    if not os.path.isabs(path):  # as pybpf.pin resolves it: relative to the bpffs mount
+        from pybpf.pin import DEFAULT_BPFFS, find_bpffs
+        path = os.path.join(find_bpffs() or DEFAULT_BPFFS, path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path} is a directory, not a pinned {noun}: name a pinned object in it "
+                         f"(ls {path})")
+
+
+def open_map(words: list[str]) -> Map:
+    """Open a map named like bpftool: ``ID``, ``id ID``, ``PATH`` or ``pinned PATH``."""
+    kind, target = object_ref(words, "map")
     if kind == "id":
-        try:
-            return Map.from_id(int(target))
-        except ValueError:
-            raise ValueError(f"map id {target!r} is not a number") from None
+        return Map.from_id(int(target))
+    check_pin_path(str(target), "map")
     return Map.from_pin(target)  # a path off bpffs: PinError saying so
 
 
@@ -153,6 +191,9 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     result = dump_records(m)
                     text = format_dump(result)
+    except UsageError as exc:
+        print(f"pybpf map {args.action}: {exc}", file=sys.stderr)
+        return 2
     except (BPFError, ValueError, OSError) as exc:
         print(f"pybpf map {args.action}: {exc}", file=sys.stderr)
         return 1

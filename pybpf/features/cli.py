@@ -19,9 +19,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _line(name: str, result: dict) -> str:
+    """bpftool's words; a refusal (lockdown) is "NOT available" to this process, as bpftool says."""
     status = result["status"]
     text = {"supported": "is available", "unsupported": "is NOT available",
             "inconclusive": "could not be probed"}[status]
+    if result.get("refused"):
+        text = "is NOT available"
     detail = f" ({result['detail']})" if result.get("detail") and status != "supported" else ""
     return f"{name} {text}{detail}"
 

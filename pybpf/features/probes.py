@@ -3,7 +3,11 @@
 Each probe answers SUPPORTED, UNSUPPORTED or INCONCLUSIVE. Inconclusive is
 not "no": EPERM under lockdown, missing capabilities, or a type whose minimal
 object needs kernel BTF we do not have say nothing about support, and are
-reported (and never cached on disk) as such.
+reported (and never cached on disk) as such. An EPERM to a process that has
+the capabilities is marked ``refused``: the kernel (lockdown, an LSM or
+seccomp policy) will not let this process use the feature, whether or not it
+is built in, which is what a user comparing with bpftool's "is NOT available"
+needs to hear, rather than advice to get capabilities it already has.
 
 Rules, from how the kernel fails:
 - a program type unknown to the kernel fails with EINVAL *before* the
@@ -27,9 +31,10 @@ from pybpf.asm import opcodes as op
 from pybpf.asm.helpers import HELPER_IDS, HELPER_NAMES
 from pybpf.asm.instruction import Instruction, encode
 from pybpf.maps.types import MapFlags, MapType
-from pybpf.program.privileges import lockdown_mode
+from pybpf.program.privileges import CAPS, lockdown_mode
 from pybpf.program.types import AttachType, ProgType
 from pybpf.program.types import prog_type as _as_prog_type
+from pybpf.syscall import errors as _errors
 from pybpf.syscall import prog_cmds
 from pybpf.syscall.errors import BPFError
 from pybpf.syscall.map_cmds import map_create
@@ -46,11 +51,17 @@ class Status(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Probe:
-    """One probe's answer. ``bool(probe)`` is True only when SUPPORTED."""
+    """One probe's answer. ``bool(probe)`` is True only when SUPPORTED.
+
+    ``refused``: INCONCLUSIVE because the kernel refused a process that has
+    the capabilities (lockdown, an LSM or seccomp policy): not available to
+    this process, though the kernel may well have it.
+    """
 
     subject: str
     status: Status
     detail: str = ""
+    refused: bool = False
 
     def __bool__(self) -> bool:
         return self.status is Status.SUPPORTED
@@ -60,7 +71,8 @@ class Probe:
         return self.status is not Status.INCONCLUSIVE
 
     def as_dict(self) -> dict:
-        return {"status": self.status.value, **({"detail": self.detail} if self.detail else {})}
+        return {"status": self.status.value, **({"detail": self.detail} if self.detail else {}),
+                **({"refused": True} if self.refused else {})}
 
 
 _cache: dict[tuple, Probe] = {}
@@ -132,10 +144,45 @@ def _errname(err: int) -> str:
     return E.errorcode.get(err, "ENOTSUPP" if err == 524 else str(err))
 
 
+def _bpf_caps_held() -> list[str]:
+    """The capabilities bpf(2) checks that this process has (empty if /proc does not say)."""
+    caps = _errors._effective_caps()
+    if caps is None:
+        return []
+    return [name for name in ("CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_SYS_ADMIN")
+            if caps >> CAPS[name] & 1]
+
+
+def _is_refusal() -> bool:
+    """Would an EPERM now be a refusal (capabilities held) rather than missing privileges?"""
+    held = _bpf_caps_held()
+    return "CAP_BPF" in held or "CAP_SYS_ADMIN" in held
+
+
 def _permission(err: int) -> str:
+    """Why EPERM/EACCES, in words that fit who this process is.
+
+    With CAP_BPF or CAP_SYS_ADMIN, capabilities are not the reason: say the
+    kernel refused, naming the lockdown mode when securityfs tells it.
+    """
     mode = lockdown_mode()
-    extra = f", kernel lockdown: {mode}" if mode and mode != "none" else ""
-    return f"{_errname(err)}: not permitted (needs CAP_BPF and friends{extra})"
+    if not _is_refusal():
+        extra = f"; kernel lockdown: {mode}" if mode and mode != "none" else ""
+        return f"{_errname(err)}: not permitted: {_errors.permission_hint()}{extra}"
+    held = ", ".join(_bpf_caps_held())
+    if mode and mode != "none":
+        return f"{_errname(err)}: refused by kernel lockdown ({mode}); this process has {held}"
+    if mode == "none":
+        return (f"{_errname(err)}: refused although this process has {held} and the kernel is not "
+                f"locked down: an LSM or seccomp policy refuses it")
+    return (f"{_errname(err)}: refused although this process has {held}: kernel lockdown, an LSM "
+            f"or a seccomp policy (the lockdown mode is unknown: /sys/kernel/security/lockdown "
+            f"is not readable)")
+
+
+def _not_permitted(subject: str, err: int) -> Probe:
+    """The answer to an EPERM/EACCES: inconclusive, and ``refused`` when capabilities are held."""
+    return Probe(subject, Status.INCONCLUSIVE, _permission(err), refused=_is_refusal())
 
 
 def _last_line(log: str) -> str:
@@ -162,7 +209,7 @@ def _probe_prog_type(ptype: ProgType) -> Probe:
 def _refused(name: str, err: int, command: str) -> Probe:
     """What a failed probe says: no permission (inconclusive), not supported, or unclear."""
     if err in (E.EPERM, E.EACCES):
-        return Probe(name, Status.INCONCLUSIVE, _permission(err))
+        return _not_permitted(name, err)
     status = Status.UNSUPPORTED if err in (E.EINVAL, E.EOPNOTSUPP, 524) else Status.INCONCLUSIVE
     return Probe(name, status, f"{_errname(err)} from {command}")
 
@@ -246,7 +293,8 @@ def _probe_helper(ptype: ProgType, hid: int) -> Probe:
     base = prog_type(ptype)
     if not base:
         return Probe(subject, base.status if base.status is Status.INCONCLUSIVE else Status.UNSUPPORTED,
-                     f"program type {ptype.bpftool_name}: {base.status.value}")
+                     f"program type {ptype.bpftool_name}: {base.detail or base.status.value}",
+                     refused=base.refused)
     if base.detail:  # loads only with an attach target: the verifier stops before calls
         return Probe(subject, Status.INCONCLUSIVE, "program type needs an attach target to probe helpers")
     a = _load([Instruction(op.CALL_OP, 0, 0, 0, hid), *_RET0], ptype)
@@ -261,7 +309,7 @@ def _probe_helper(ptype: ProgType, hid: int) -> Probe:
     if a.log.strip():
         return Probe(subject, Status.SUPPORTED)  # rejected for its (missing) arguments only
     if a.errno in (E.EPERM, E.EACCES):
-        return Probe(subject, Status.INCONCLUSIVE, _permission(a.errno))
+        return _not_permitted(subject, a.errno)
     return Probe(subject, Status.INCONCLUSIVE, f"{_errname(a.errno)} without a verifier log")
 
 
@@ -298,7 +346,7 @@ def _probe_isa(name: str) -> Probe:
     if a.ok:
         return Probe(name, Status.SUPPORTED)
     if a.errno in (E.EPERM,) or (a.errno == E.EACCES and not a.log.strip()):
-        return Probe(name, Status.INCONCLUSIVE, _permission(a.errno))
+        return _not_permitted(name, a.errno)
     if a.errno == E.EINVAL:
         return Probe(name, Status.UNSUPPORTED, _last_line(a.log) or "EINVAL")
     return Probe(name, Status.INCONCLUSIVE, _last_line(a.log) or _errname(a.errno))

@@ -56,7 +56,7 @@ def probe_extra_isa(name: str) -> Probe:
     if a.ok:
         return Probe(name, Status.SUPPORTED)
     if a.errno == E.EPERM or (a.errno == E.EACCES and not a.log.strip()):
-        return Probe(name, Status.INCONCLUSIVE, probes._permission(a.errno))
+        return probes._not_permitted(name, a.errno)
     if a.errno == E.EINVAL:
         return Probe(name, Status.UNSUPPORTED, probes._last_line(a.log) or "EINVAL")
     return Probe(name, Status.INCONCLUSIVE, probes._last_line(a.log) or probes._errname(a.errno))

@@ -107,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pybpf fuzz: {exc}", file=sys.stderr)
         return 2
-    for name, why in backends.missing.items():
-        print(f"pybpf fuzz: {name}: {why}; comparing without it", file=sys.stderr)
+    for line in _missing_lines(wanted, backends.missing):
+        print(line, file=sys.stderr)
     if len(backends.names) < 2:
         have = ", ".join(backends.names) or "none"
         print(f"pybpf fuzz: need two backends to compare, have: {have}", file=sys.stderr)
@@ -136,6 +136,24 @@ def run(args: argparse.Namespace) -> int:
     progress.done(fz.stats)
     _summary(fz, found, time.monotonic() - t0)
     return 1 if found else 0
+
+
+def _missing_lines(wanted: list[str], missing: dict[str, str]) -> list[str]:
+    """One "comparing without it" line per *asked-for* backend that is unavailable.
+
+    The vm backend needs the kernel (its BPF_PROG_TEST_RUN is what the
+    interpreter is compared with), so ``--compare sim,vm`` probes the kernel
+    too; when that fails, the kernel's reason belongs to the vm line, not to a
+    line about a backend the user did not ask for.
+    """
+    lines = []
+    for name, why in missing.items():
+        if name not in wanted:
+            continue
+        if name == "vm" and "kernel" not in wanted and "kernel" in missing:
+            why = f"{why} (kernel: {missing['kernel']})"
+        lines.append(f"pybpf fuzz: {name}: {why}; comparing without it")
+    return lines
 
 
 def _write(fz, d, out: str, seed: int, ptype_name: str) -> None:
@@ -189,8 +207,16 @@ def _replay(fz, paths: list[str]) -> int:
     for path in paths:
         try:
             prog = load_case(path)
-        except (OSError, ValueError) as exc:
-            print(f"{path}: {exc}", file=sys.stderr)
+        except OSError as exc:
+            print(f"pybpf fuzz: --replay: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            bad += 1
+            continue
+        except (ValueError, UnicodeDecodeError) as exc:
+            # load_case's messages start with the path already
+            text = "not a text file" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            where = "" if text.startswith(path) else f"{path}: "
+            print(f"pybpf fuzz: --replay: {where}{text} (not a disagreement file written by "
+                  f"pybpf fuzz)", file=sys.stderr)
             bad += 1
             continue
         fz.prog_type = prog.prog_type

@@ -1,7 +1,8 @@
 """``pybpf verify FILE --prog-type T``: the simulator's verdict on a program, before loading it.
 
-FILE is kernel-syntax assembly text (as ``pybpf asm`` reads) or raw bytecode
-(autodetected; '-' for stdin). Maps referenced by the program are described
+FILE is kernel-syntax assembly text (as ``pybpf asm`` reads) or bytecode in any
+form ``pybpf asm`` writes: raw, hex text or a C array (autodetected, by the
+reader ``pybpf disasm`` uses; '-' for stdin). Maps referenced by the program are described
 with ``--map TYPE:KEY_SIZE:VALUE_SIZE:MAX_ENTRIES[:FLAGS]``, one per map in
 order of first use. Fuzzer output files (pybpf.testing.report) carry their
 own ``# prog_type: T`` and ``# map NAME: type=... key_size=...`` headers, so
@@ -24,7 +25,8 @@ MAP_TYPES = {"hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "per
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", help="assembly text or raw bytecode; '-' for stdin")
+    parser.add_argument("file", help="assembly text, or bytecode (raw, hex or C array, as "
+                                     "`pybpf asm` writes it); '-' for stdin")
     parser.add_argument("--prog-type", default=None,
                         help=f"program type: {', '.join(PROG_TYPES)} (or its number); optional for "
                              "fuzzer output files, which name it in a '# prog_type:' header")
@@ -53,17 +55,28 @@ def _parse_map(text: str, i: int) -> MapView:
 
 
 def _read_program(path: str):
-    data = sys.stdin.buffer.read() if path == "-" else open(path, "rb").read()
+    """(program, map names): assembly text parsed, or bytecode in any form ``pybpf asm`` writes.
+
+    The same reader as ``pybpf disasm`` (raw, hex text, C array, autodetected),
+    so ``pybpf asm x.s | pybpf verify -`` takes asm's default hex output.
+    """
+    from pybpf.asm.cli_disasm import read_program_input
+    inp = read_program_input(path)
+    if inp.is_bytecode:
+        return inp.code, []
+    from pybpf.asm.text import parse
+    asm = parse(inp.text, name=inp.name)
+    return asm.resolved(), asm.maps
+
+
+def _map_loads(code: bytes) -> int:
+    """How many ld_imm64 in ``code`` take a map (BPF_PSEUDO_MAP_FD/VALUE/IDX/IDX_VALUE)."""
+    from pybpf.asm import opcodes as op
+    from pybpf.asm.instruction import decode
     try:
-        text = data.decode("utf-8")
-        is_text = any(c.isalpha() for c in text) and "\x00" not in text
-    except UnicodeDecodeError:
-        is_text = False
-    if is_text:
-        from pybpf.asm.text import parse
-        asm = parse(text, name=path)
-        return asm.resolved(), asm.maps
-    return data, []
+        return sum(1 for i in decode(code) if i.opcode == op.LD_IMM64 and i.src in (1, 2, 5, 6))
+    except ValueError:  # malformed bytecode: the simulator names the instruction
+        return 0
 
 
 def _fuzzer_case(path: str):
@@ -91,7 +104,17 @@ def run(args: argparse.Namespace) -> int:
         if args.prog_type is None:
             args.prog_type = int(case.prog_type)
     else:
-        program, names = _read_program(args.file)
+        from pybpf.asm.errors import AssemblerError
+        name = "<stdin>" if args.file == "-" else args.file
+        try:
+            program, names = _read_program(args.file)
+        except OSError as exc:
+            print(f"pybpf verify: error: cannot read {name}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except AssemblerError as exc:
+            where = "" if name in str(exc) else f"{name}: "
+            print(f"pybpf verify: error: {where}{exc}", file=sys.stderr)
+            return 1
     if args.prog_type is None:
         print("pybpf verify: --prog-type is required (the file has no '# prog_type:' header)",
               file=sys.stderr)
@@ -100,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
     if names and len(maps) < len(names):
         print(f"pybpf verify: the program uses maps {', '.join(names)}: describe each with --map",
               file=sys.stderr)
+        return 2
+    if isinstance(program, bytes) and len(maps) < (n := _map_loads(program)):
+        print(f"pybpf verify: the program loads {n} map(s) by fd (ld_imm64 src 1/2): describe "
+              f"each with --map, in the order of those instructions", file=sys.stderr)
         return 2
     if not isinstance(program, bytes):
         by_name = dict(zip(names, maps))

@@ -84,3 +84,42 @@ def test_asm_error_names_file_and_line(tmp_path, capsys):
 def test_missing_file(capsys):
     assert main(["disasm", "/nonexistent/prog.bin"]) == 1
     assert "cannot read /nonexistent/prog.bin" in capsys.readouterr().err
+
+
+def test_disasm_reads_asm_c_output(prog_file, tmp_path, capsys):
+    """Whatever `pybpf asm` writes, `pybpf disasm` reads back: raw, hex (default) and C array."""
+    code = encode(assemble(PROG))
+    for fmt in ("bin", "hex", "c"):
+        out = tmp_path / f"prog.{fmt}"
+        assert main(["asm", str(prog_file), "--format", fmt, "-o", str(out)]) == 0
+        assert main(["disasm", "--plain", str(out)]) == 0, capsys.readouterr().err
+        assert encode(assemble(capsys.readouterr().out)) == code, fmt
+
+
+def test_disasm_of_assembly_text_says_so(prog_file, capsys):
+    assert main(["disasm", str(prog_file)]) == 1
+    err = capsys.readouterr().err
+    assert "looks like assembly text" in err and f"pybpf asm {prog_file}" in err
+    assert "truncated" not in err
+
+
+@pytest.mark.parametrize("text,message", [
+    ("{ .code = 0xb7, .dst_reg = 16, .src_reg = 0, .off = 0, .imm = 1 },",
+     "C array element 0: .dst_reg = 16 is out of range 0..15"),
+    ("{ .code = 0xb7, .imm = 1 },\n{ .code = 0x95, .imm = one },",
+     "C array element 1: .imm = 'one' is not a number"),
+    ("struct bpf_insn p[] = { BPF_MOV64_IMM(BPF_REG_0, 0), BPF_EXIT_INSN() };",
+     "designated-initializer form"),
+])
+def test_disasm_malformed_c_array(tmp_path, capsys, text, message):
+    path = tmp_path / "bad.c"
+    path.write_text(text)
+    assert main(["disasm", str(path)]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_disasm_c_array_fields_default_to_zero(tmp_path, capsys):
+    path = tmp_path / "p.c"
+    path.write_text("/* r0 = -1 */ { .imm = -1, .code = 0xb7 },\n// exit\n{ .code = 0x95 },\n")
+    assert main(["disasm", str(path)]) == 0
+    assert capsys.readouterr().out == "0: (b7) r0 = -1\n1: (95) exit\n"

@@ -79,3 +79,13 @@ def test_missing_map_is_a_clear_error():
     out = subprocess.run([sys.executable, "-m", "pybpf", "map", "dump", "id", "4000000000"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "no map with id 4000000000" in out.stderr
+
+
+def test_bpffs_directory_is_not_blamed_on_permissions():
+    """BPF_OBJ_GET of a bpffs directory is EACCES: say it is a directory, not a privilege problem."""
+    root = pin.ensure_bpffs()
+    out = subprocess.run([sys.executable, "-m", "pybpf", "map", "show", root],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"{root} is a directory, not a pinned map" in out.stderr
+    assert "EACCES" not in out.stderr and "lockdown" not in out.stderr

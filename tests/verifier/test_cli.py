@@ -85,3 +85,44 @@ def test_verify_fuzzer_file_against_kernel(tmp_path, capsys):
     assert main(["verify", str(f), "--against-kernel"]) == 0
     out = capsys.readouterr().out
     assert "rejected" in out and "agrees" in out
+
+
+def _pybpf(*args, stdin=None):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "pybpf", *args], input=stdin, capture_output=True,
+                          timeout=60)
+
+
+def test_verify_reads_asm_default_output_from_a_pipe(tmp_path):
+    """`pybpf asm x.s | pybpf verify -`: asm writes hex on stdout, verify must take it."""
+    f = tmp_path / "x.s"
+    f.write_text("r0 = 1\nexit\n")
+    hex_out = _pybpf("asm", str(f))
+    assert hex_out.returncode == 0 and hex_out.stdout.startswith(b"b7 00 00 00 01 00 00 00")
+    r = _pybpf("verify", "-", "--prog-type", "xdp", stdin=hex_out.stdout)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().startswith("accepted: processed 2 insns")
+
+
+@pytest.mark.parametrize("fmt", ["bin", "hex", "c"])
+def test_verify_reads_every_asm_format(tmp_path, capsys, fmt):
+    src = tmp_path / "p.s"
+    src.write_text(PROG)
+    out = tmp_path / f"p.{fmt}"
+    assert main(["asm", str(src), "--format", fmt, "-o", str(out)]) == 0
+    capsys.readouterr()
+    # Same verdict and reason as the text (maps in the order of their ld_imm64s for bytecode).
+    assert main(["verify", str(out), "--prog-type", "socket_filter", "--map", "hash:8:16:4"]) == 1
+    assert "R0 min value is outside of the allowed memory range" in capsys.readouterr().out
+    assert main(["verify", str(out), "--prog-type", "socket_filter"]) == 2
+    assert "describe each with --map" in capsys.readouterr().err
+
+
+def test_verify_unreadable_or_malformed_input(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nope.s"), "--prog-type", "xdp"]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    bad = tmp_path / "bad.hex"
+    bad.write_text("b7 00 0")
+    assert main(["verify", str(bad), "--prog-type", "xdp"]) == 1
+    assert "odd number of digits" in capsys.readouterr().err
