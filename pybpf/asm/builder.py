@@ -23,7 +23,7 @@ import sys
 
 from . import opcodes as op
 from .errors import AssemblerError
-from .instruction import Instruction, encode
+from .instruction import Instruction, _line_at, encode
 from .registers import R, Reg
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
@@ -63,7 +63,10 @@ _NEGATED = {
 _LDX_MEM = {k: op.LDX | op.MEM | v for k, v in _SIZES.items()}
 _STX_MEM = {k: op.STX | op.MEM | v for k, v in _SIZES.items()}
 _ST_MEM = {k: op.ST | op.MEM | v for k, v in _SIZES.items()}
-_STX_ATOMIC = {k: op.STX | op.ATOMIC | v for k, v in _SIZES.items() if v in (op.W, op.DW)}
+_ATOMIC_SIZES = {k: v for k, v in _SIZES.items() if v in (op.W, op.DW)}
+_SMALL_SIZES = {k: v for k, v in _SIZES.items() if v != op.DW}  # sign-extending and skb[] loads
+_SKB_WHY = "legacy packet loads (skb[...]) take 1, 2 or 4 bytes"
+_STX_ATOMIC = {k: op.STX | op.ATOMIC | v for k, v in _ATOMIC_SIZES.items()}
 
 # Helper ids by every accepted spelling ("map_lookup_elem", "bpf_map_lookup_elem"),
 # filled on the first call(); helpers.py is imported only then.
@@ -100,9 +103,7 @@ def _alu_op(name: str, code: int, doc: str, off: int = 0) -> Callable[["Builder"
             src = self._imm32(src)
         return self._emit(k64 if dst.wide else k32, dst.num, 0, off, src)
 
-    method.__name__ = name
-    method.__qualname__ = f"Builder.{name}"
-    method.__doc__ = doc
+    method.__name__, method.__qualname__, method.__doc__ = name, f"Builder.{name}", doc
     return method
 
 
@@ -123,12 +124,9 @@ class _Block:
     def __exit__(self, typ: object, value: object, tb: object) -> bool:
         if typ is not None:
             self._gen.close()
-            return False
-        try:
-            next(self._gen)
-        except StopIteration:
-            return False
-        raise RuntimeError("generator didn't stop")
+        else:
+            next(self._gen, None)  # runs to the end: the block methods yield once
+        return False
 
 
 def _block(method: Callable[..., Iterator[None]]) -> Callable[..., _Block]:
@@ -154,6 +152,7 @@ class Builder:
         self._ids = itertools.count()
         self._last_if: tuple[str, int] | None = None
         self._loops: list[tuple[str, str]] = []
+        self._sites: dict[str, tuple[object, int]] = {}  # label -> (code, lasti) of its label() call
 
     # ----------------------------------------------------------------- basics
     def __len__(self) -> int:
@@ -210,6 +209,8 @@ class Builder:
         if name in self.labels:
             raise self._fail(f"duplicate label {name!r} (first at insn {self.labels[name]})")
         self.labels[name] = len(self.insns)
+        f = _user_frame()
+        self._sites[name] = f and (f.f_code, f.f_lasti)
         return name
 
     def new_label(self, prefix: str = "L") -> str:
@@ -236,11 +237,16 @@ class Builder:
             raise self._fail(f"offset {value!r} out of 16-bit signed range")
         return value
 
-    def _size(self, size: Size) -> int:
+    def _u32(self, value: object, what: str, hi: int = _MASK32) -> int:
+        if value.__class__ is not int or not 0 <= value <= hi:
+            raise self._fail(f"{what} {value!r} out of range [0, {hi:#x}]")
+        return value
+
+    def _size(self, size: Size, sizes: dict = _SIZES, why: str = "use 1, 2, 4, 8 or 'u8'..'u64'") -> int:
         try:
-            return _SIZES[size.lower() if isinstance(size, str) else size]
+            return sizes[size.lower() if isinstance(size, str) else size]
         except (KeyError, AttributeError, TypeError):
-            raise self._fail(f"invalid access size {size!r}: use 1, 2, 4, 8 or 'u8'..'u64'") from None
+            raise self._fail(f"invalid access size {size!r}: {why}") from None
 
     # The hot methods below check with cheap identity tests first and call the
     # checks above (which produce the messages) only when one fails, in the
@@ -311,9 +317,7 @@ class Builder:
 
     def ldxsx(self, dst: Reg, src: Reg, off: int = 0, size: Size = 4) -> Instruction:
         """Sign-extending load (ISA v4): ``dst = *(s32 *)(src + off)``."""
-        sz = self._size(size)
-        if sz == op.DW:
-            raise self._fail("sign-extending load of 8 bytes does not exist: use ldx")
+        sz = self._size(size, _SMALL_SIZES, "sign-extending loads take 1, 2 or 4 bytes (use ldx for 8)")
         dst = self._reg(dst, writable=True)
         src = self._reg(src, "source register")
         return self._emit(op.LDX | op.MEMSX | sz, dst.num, src.num, self._off16(off))
@@ -351,10 +355,7 @@ class Builder:
         try:
             opcode = _STX_ATOMIC[size]
         except (KeyError, TypeError):
-            sz = self._size(size)
-            if sz not in (op.W, op.DW):
-                raise self._fail("atomic operations take 4 or 8 bytes") from None
-            opcode = op.STX | op.ATOMIC | sz
+            opcode = op.STX | op.ATOMIC | self._size(size, _ATOMIC_SIZES, "atomic operations take 4 or 8 bytes")
         if dst.__class__ is not Reg:
             self._reg(dst, "base register")
         if src.__class__ is not Reg:
@@ -384,12 +385,12 @@ class Builder:
 
     def ld_abs(self, size: Size, imm: int) -> Instruction:
         """Legacy packet load: ``r0 = *(size *)skb[imm]`` (socket filters; r6 must hold ctx)."""
-        return self._emit(op.LD | op.ABS | self._size(size), 0, 0, 0, self._imm32(imm))
+        return self._emit(op.LD | op.ABS | self._size(size, _SMALL_SIZES, _SKB_WHY), 0, 0, 0, self._imm32(imm))
 
     def ld_ind(self, size: Size, src: Reg, imm: int) -> Instruction:
         """Legacy packet load: ``r0 = *(size *)skb[src + imm]``."""
         src = self._reg(src, "source register")
-        return self._emit(op.LD | op.IND | self._size(size), 0, src.num, 0, self._imm32(imm))
+        return self._emit(op.LD | op.IND | self._size(size, _SMALL_SIZES, _SKB_WHY), 0, src.num, 0, self._imm32(imm))
 
     # ---------------------------------------------------------- 64-bit loads
     def _ld64(self, dst: Reg, src: int, imm: int, target: str | None = None,
@@ -406,25 +407,51 @@ class Builder:
             self._reg(dst, writable=True)
         return self._emit(op.LD_IMM64, dst.num, 0, 0, value & _MASK64)
 
+    def _map_fd(self, map: object) -> tuple[int, object]:
+        """(fd to encode now, map to relocate) for what the loader, simulator and VM take: a Map,
+        a spec (``create()``) or map description (``key_size``): fd 0 until relocated, or an fd."""
+        if map.__class__ is int:
+            return self._u32(map, "map fd", 0x7FFFFFFF), None
+        try:
+            fd = getattr(map, "fd", None)
+        except ValueError as exc:  # a closed Map
+            raise self._fail(str(exc)) from None
+        if fd is None:
+            if callable(getattr(map, "create", None)) or hasattr(map, "key_size"):
+                return 0, map
+        elif isinstance(fd, int):
+            return self._u32(int(fd), f"fd of map {map!r}", 0x7FFFFFFF), map
+        raise self._fail(f"invalid map {map!r}: expected a Map, a MapSpec or an fd")
+
     def ld_map_fd(self, dst: Reg, map: object) -> Instruction:
-        """Load a map reference; relocated to the map's fd when the program is loaded."""
-        return self._ld64(dst, op.PSEUDO_MAP_FD, getattr(map, "fd", 0) or 0, map=map)
+        """Load a map (a Map, a MapSpec, or an int fd); relocated to its fd when the program is loaded."""
+        fd, map = self._map_fd(map)
+        return self._ld64(dst, op.PSEUDO_MAP_FD, fd, map=map)
+
+    def _value_off(self, map: object, off: int) -> int:
+        # The kernel reads the offset as a u32 and the map checks it against its value size.
+        off = self._u32(off, "map value offset")
+        size = getattr(map, "value_size", None)
+        if size.__class__ is int and 0 < size <= off:  # 0: an arena, which checks its own size
+            raise self._fail(f"invalid access to map value pointer, value_size={size} off={off}")
+        return off << 32
 
     def ld_map_value(self, dst: Reg, map: object, off: int = 0) -> Instruction:
         """Load the address of a map's value at ``off`` (direct value access of arrays)."""
-        fd = getattr(map, "fd", 0) or 0
-        return self._ld64(dst, op.PSEUDO_MAP_VALUE, (off << 32) | (fd & _MASK32), map=map)
+        fd, map = self._map_fd(map)
+        return self._ld64(dst, op.PSEUDO_MAP_VALUE, self._value_off(map, off) | fd, map=map)
 
     def ld_map_idx(self, dst: Reg, index: int) -> Instruction:
         """Load the map at ``index`` of the program's fd_array."""
-        return self._ld64(dst, op.PSEUDO_MAP_IDX, index)
+        return self._ld64(dst, op.PSEUDO_MAP_IDX, self._u32(index, "fd_array index", 0x7FFFFFFF))
 
     def ld_map_idx_value(self, dst: Reg, index: int, off: int = 0) -> Instruction:
-        return self._ld64(dst, op.PSEUDO_MAP_IDX_VALUE, (off << 32) | (index & _MASK32))
+        index = self._u32(index, "fd_array index", 0x7FFFFFFF)
+        return self._ld64(dst, op.PSEUDO_MAP_IDX_VALUE, self._value_off(None, off) | index)
 
     def ld_btf_id(self, dst: Reg, btf_id: int) -> Instruction:
         """Load the address of a kernel variable by its BTF id."""
-        return self._ld64(dst, op.PSEUDO_BTF_ID, btf_id)
+        return self._ld64(dst, op.PSEUDO_BTF_ID, self._u32(btf_id, "BTF id"))
 
     def ld_func(self, dst: Reg, label: str) -> Instruction:
         """Load the address of a bpf-to-bpf function (for callbacks such as bpf_loop)."""
@@ -465,6 +492,8 @@ class Builder:
         else:
             label, off = self._target(target)
         if b.__class__ is Reg or isinstance(b, Reg):
+            if b.wide is not a.wide:
+                raise self._fail(f"mixed register widths {a!r} and {b!r}")
             return self._emit(code | op.X, a.num, b.num, off, 0, label)
         if b.__class__ is not int or not -0x80000000 <= b <= 0x7FFFFFFF:
             b = self._imm32(b)
@@ -506,7 +535,9 @@ class Builder:
 
     def call_kfunc(self, btf_id: int, module_fd_index: int = 0) -> Instruction:
         """Call a kernel function (kfunc) by BTF id."""
-        return self._emit(op.CALL_OP, 0, op.PSEUDO_KFUNC_CALL, module_fd_index, self._imm32(btf_id))
+        btf_id = self._u32(btf_id, "kfunc BTF id", 0x7FFFFFFF)
+        index = self._u32(module_fd_index, "kfunc module fd_array index", 0x7FFF)
+        return self._emit(op.CALL_OP, 0, op.PSEUDO_KFUNC_CALL, index, btf_id)
 
     def exit(self) -> Instruction:
         return self._emit(op.EXIT_OP)
@@ -516,13 +547,7 @@ class Builder:
     def if_(self, a: Reg, cond: str, b: Operand) -> Iterator[None]:
         """Emit the body only when ``a <cond> b`` holds (one inverted jump around it)."""
         end = self.new_label("endif")
-        if cond == "&":
-            skip = self.new_label("then")
-            self.jump_if(a, "&", b, skip)
-            self.ja(end)
-            self.label(skip)
-        else:
-            self.jump_if(a, _NEGATED.get(cond, cond), b, end)
+        self._unless(a, cond, b, end)
         yield
         self.label(end)
         self._last_if = (end, len(self.insns))
@@ -545,20 +570,36 @@ class Builder:
         """Loop while ``a <cond> b``; the kernel accepts it when it can prove the loop bounded."""
         top, end = self.new_label("while"), self.new_label("endwhile")
         self.label(top)
-        self.jump_if(a, _NEGATED[cond], b, end)
+        self._unless(a, cond, b, end)
         self._loops.append((top, end))
         yield
         self._loops.pop()
         self.ja(top)
         self.label(end)
 
+    def _unless(self, a: Reg, cond: str, b: Operand, end: str) -> None:
+        """Jump to ``end`` unless ``a <cond> b`` (``&`` has no inverse: jset over a goto)."""
+        if cond == "&":
+            body = self.new_label("then")
+            self.jump_if(a, "&", b, body)
+            self.ja(end)
+            self.label(body)
+        else:
+            self.jump_if(a, _NEGATED.get(cond, cond) if cond.__class__ is str else cond, b, end)
+
     @_block
     def for_range(self, counter: Reg, start: int, stop: Operand, step: int = 1) -> Iterator[None]:
-        """``for counter in range(start, stop, step)`` as a bounded loop."""
+        """``for counter in range(start, stop, step)`` as a bounded loop (signed compares,
+        as Python's range: the bounds are signed 32-bit immediates or a register)."""
+        if step.__class__ is not int or step == 0:
+            raise self._fail(f"for_range() step must be a non-zero int, not {step!r}")
+        for bound in (start, stop):  # beyond, mov and the compare would sign-extend another value
+            if bound.__class__ is int and not -0x80000000 <= bound <= 0x7FFFFFFF:
+                raise self._fail(f"for_range() bound {bound:#x} out of signed 32-bit range")
         self.mov(counter, start)
         top, cont, end = self.new_label("for"), self.new_label("next"), self.new_label("endfor")
         self.label(top)
-        self.jump_if(counter, ">=" if step > 0 else "<=", stop, end)
+        self.jump_if(counter, "s>=" if step > 0 else "s<=", stop, end)
         self._loops.append((cont, end))
         yield
         self._loops.pop()
@@ -617,7 +658,9 @@ class Builder:
                     insn.imm = (insn.imm & ~_MASK32 & _MASK64) | (fd & _MASK32)
         for name, index in self.labels.items():
             if index > len(insns):
-                raise AssemblerError(f"label {name!r} points past the end", index=index)
+                site = self._sites.get(name)
+                raise AssemblerError(f"label {name!r} points past the end ({len(insns)} instructions)",
+                                     index=index, source=site and f"{site[0].co_filename}:{_line_at(*site)}")
         return encode(insns, self.labels, check_jumps=True)
 
 

@@ -142,8 +142,8 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
     ``labels`` maps a label to the logical index it names; instructions whose
     ``target`` is set get their offset (jumps) or imm (bpf-to-bpf calls,
     ``ld_imm64`` of a function) computed here, in slots, relative to the next
-    instruction. With ``check_jumps``, raw (unlabelled) jump offsets that leave
-    the program or land inside an ld_imm64 are rejected too.
+    instruction. With ``check_jumps``, jumps that leave the program (the end
+    included, as the kernel counts) or land inside an ld_imm64 are rejected too.
     """
     ld64 = op.LD_IMM64
     opcodes = [insn.opcode for insn in insns]
@@ -152,6 +152,7 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
     else:
         slot_of = range(len(opcodes) + 1)
     pos = slot_of[-1]
+    last = len(opcodes)
     fields: list[int] = []
     starts: set[int] | None = None
     i = -1
@@ -167,9 +168,13 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
                 _check_raw_jump(insn, i, slot_of, starts)
         else:
             try:
-                rel = slot_of[labels[target]] - slot_of[i] - 1
-            except (KeyError, TypeError):
+                dest = labels[target]
+                rel = slot_of[dest] - slot_of[i] - 1
+            except (KeyError, TypeError, IndexError):
                 raise AssemblerError(f"unresolved label {target!r}", index=i, source=insn.source) from None
+            if check_jumps and dest >= last:  # the label names the end: nothing to land on
+                raise AssemblerError(f"jump out of range from insn {slot_of[i]} to {pos} (label {target!r} "
+                                     f"is at the end)", index=i, source=insn.source)
             if opcode in _OFF_TARGETS and -32768 <= rel <= 32767:
                 off, imm = rel, insn.imm  # the common case of _apply_target
             else:
@@ -187,15 +192,17 @@ def encode(insns: Sequence[Instruction], labels: dict[str, int] | None = None, *
     except struct.error:
         pass
     at = 0
-    for i, insn in enumerate(insns):  # slow path: name the instruction with the bad field
+    for i, insn in enumerate(insns):  # slow path: name the instruction and the bad field
         for _ in range(insn.slots):
-            try:
-                _SLOT.pack(*fields[at:at + 4])
-            except struct.error as exc:
-                raise AssemblerError(f"field out of range: {exc} in {insn!r}", index=i,
-                                     source=insn.source) from None
+            for name, value, lo, hi, width in (("opcode", fields[at], 0, 0xFF, "8-bit"),
+                                               ("off", fields[at + 2], -0x8000, 0x7FFF, "signed 16-bit"),
+                                               ("imm", fields[at + 3], -0x80000000, 0x7FFFFFFF, "signed 32-bit")):
+                if value.__class__ is not int or not lo <= value <= hi:
+                    code = f" (opcode {insn.opcode:#04x})" if name != "opcode" else ""
+                    raise AssemblerError(f"{name} {value!r} does not fit the {width} {name} field{code}",
+                                         index=i, source=insn.source)
             at += 4
-    raise AssemblerError("field out of range")  # unreachable in practice
+    raise AssemblerError("field out of range")  # unreachable: struct and the checks above agree
 
 
 def _apply_target(insn: Instruction, rel: int, index: int) -> tuple[int, int]:
@@ -222,10 +229,10 @@ def _check_raw_jump(insn: Instruction, i: int, slot_of: list[int], starts: set[i
         rel = insn.off
     total = slot_of[-1]
     dest = slot_of[i] + 1 + rel
-    if dest < 0 or dest > total:
+    if dest < 0 or dest >= total:
         raise AssemblerError(f"jump out of range from insn {slot_of[i]} to {dest}", index=i,
                              source=insn.source)
-    if dest < total and dest not in starts:
+    if dest not in starts:
         raise AssemblerError(f"jump from insn {slot_of[i]} into the middle of ld_imm64 at {dest - 1}",
                              index=i, source=insn.source)
 

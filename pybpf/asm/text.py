@@ -34,6 +34,13 @@ plus what a hand-written file needs:
 Rules worth knowing: ``rN = 0x...`` (hex) and ``rN = VALUE ll`` are
 ``ld_imm64``, ``rN = 123`` (decimal) is a 32-bit ``mov``, as the kernel prints
 them. LLVM's surface forms ``(r1 + 8)``, ``goto +3`` and ``ll`` are accepted.
+Only ``pc+N``, ``pc-N``, ``+N`` and ``-N`` are offsets: ``goto pc5`` names a label.
+
+Every line is checked as the kernel checks an instruction's fields
+(:func:`.disasm.validate`), and :meth:`Assembly.encode` rejects jumps that
+leave the program or land inside an ld_imm64. Errors name the line and, when
+one token is at fault, its column: ``invalid size 'u24' for store ... (insn 3,
+at prog.s:4:3)``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,8 @@ from dataclasses import dataclass, field
 from . import opcodes as op
 from .errors import AssemblerError
 from .helpers import HELPER_IDS
+from ._textdiag import LineError as _Line, bad_mem as _bad_mem, explain as _explain
+from .disasm import validate
 from .instruction import Instruction, encode
 
 __all__ = ["Assembly", "parse", "assemble", "assemble_bytes", "from_verifier_log"]
@@ -71,7 +80,7 @@ _ASSIGN = re.compile(r"^([rw])(\d+)\s*(s>>=|s/=|s%=|<<=|>>=|[-+*/|&%^]=|=)\s*(.*
 _REG = re.compile(r"^([rw])(\d+)$")
 _INT = re.compile(rf"^({_NUM})$")
 _STORE = re.compile(rf"^\*\((u8|u16|u32|u64) \*\){_MEM}\s*=\s*(?:([rw])(\d+)|({_NUM}))$")
-_LOCK = re.compile(rf"^lock\s+\*\((u8|u16|u32|u64) \*\){_MEM}\s*(\+=|\|=|&=|\^=)\s*[rw](\d+)$")
+_LOCK = re.compile(rf"^lock\s+\*\((u32|u64) \*\){_MEM}\s*(\+=|\|=|&=|\^=)\s*[rw](\d+)$")
 _STORE_REL = re.compile(rf"^store_release\(\((u8|u16|u32|u64) \*\){_MEM},\s*[rw](\d+)\)$")
 _LDX = re.compile(rf"^\*\((u8|u16|u32|u64|s8|s16|s32) \*\){_MEM}$")
 _LD_ABS = re.compile(rf"^\*\((u8|u16|u32) \*\)skb\[\s*(?:r(\d+)\s*\+\s*)?({_NUM})\s*\]$")
@@ -84,7 +93,9 @@ _ASCAST = re.compile(rf"^addr_space_cast\(\s*r(\d+)\s*,\s*({_NUM})\s*,\s*({_NUM}
 _PERCPU = re.compile(r"^&\(void __percpu \*\)\(r(\d+)\)$")
 _MAP = re.compile(rf"^map\[\s*(?:(fd|idx):\s*({_NUM})|([A-Za-z_.$][\w.$]*))\s*\](?:(?:\[0\])?\s*\+\s*({_NUM}))?$")
 _BTF_ID = re.compile(rf"^btf_id\[\s*({_NUM})\s*\](?:\[\s*fd:\s*({_NUM})\s*\])?$")
+_MOV64_X = op.ALU64 | op.MOV | op.X
 _FUNC = re.compile(rf"^func\[\s*{_TARGET}\s*\]$")
+_PC_REL = re.compile(r"^(?:pc)?[-+]\d+$")
 _IMM64 = re.compile(rf"^({_NUM})(\s+ll)?$")
 
 
@@ -101,24 +112,22 @@ class Assembly:
     maps: list[str] = field(default_factory=list)
 
     def encode(self) -> bytes:
-        return encode(_resolve(self.insns, self.labels))
+        """Kernel bytecode; numeric jumps that leave the program or land inside an ld_imm64
+        are rejected here, naming their line (:meth:`resolved` leaves them to the verifier)."""
+        return encode(_resolve(self.insns, self.labels), check_jumps=True)
 
     def resolved(self) -> list[Instruction]:
         """Instructions with every label turned into a numeric offset."""
         return _resolve(self.insns, self.labels)
 
 
-class _Line(Exception):
-    """A parse error inside one line; turned into AssemblerError with the line."""
-
-
 def _int(text: str, lo: int, hi: int, what: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
-        raise _Line(f"invalid number {text!r}") from None
+        raise _Line(f"invalid number {text!r}", text) from None
     if not lo <= value <= hi:
-        raise _Line(f"{what} {text} out of range [{lo}, {hi}]")
+        raise _Line(f"{what} {text} out of range [{lo}, {hi}]", text)
     return value
 
 
@@ -135,7 +144,7 @@ def _reg(num: str) -> int:
     try:
         return _REGS[num]
     except KeyError:
-        raise _Line(f"invalid register r{num}: eBPF has r0..r10") from None
+        raise _Line(f"invalid register r{num}: eBPF has r0..r10", num) from None
 
 
 def _mem_off(sign: str | None, num: str | None) -> int:
@@ -144,22 +153,21 @@ def _mem_off(sign: str | None, num: str | None) -> int:
     value = int(num, 0)
     value = -value if sign == "-" else value
     if not -0x8000 <= value <= 0x7FFF:
-        raise _Line(f"offset {value} out of 16-bit range")
+        raise _Line(f"offset {value} out of 16-bit range", num)
     return value
 
 
 def _target(text: str) -> tuple[int, str | None]:
-    """(numeric offset, None) for ``pc+N``/``+N``, (0, label) for a label."""
-    if text.startswith("pc"):
-        return int(text[2:]), None
-    if text[0] in "+-":
-        return int(text), None
+    """(numeric offset, None) for ``pc+N``/``pc-N``/``+N``/``-N``, (0, label) for anything else."""
+    if text[:3] in ("pc+", "pc-") or text[0] in "+-":
+        value = _int(text[2:] if text[0] == "p" else text, -0x80000000, 0x7FFFFFFF, "jump offset")
+        return value, None
     return 0, text
 
 
-def _off16(value: int) -> int:
+def _off16(value: int, token: str | None = None) -> int:
     if not -0x8000 <= value <= 0x7FFF:
-        raise _Line(f"jump offset {value} out of 16-bit range (use gotol)")
+        raise _Line(f"jump offset {value} out of 16-bit range (use gotol)", token)
     return value
 
 
@@ -170,12 +178,12 @@ def _alu(dst_kind: str, dst: int, sym: str, rhs: str) -> Instruction:
     m = _REG.match(rhs)
     if m:
         if m.group(1) != dst_kind:
-            raise _Line("mixed 32-bit (w) and 64-bit (r) registers")
+            raise _Line("mixed 32-bit (w) and 64-bit (r) registers", rhs)
         return Instruction(cls | opc | op.X, dst, _reg(m.group(2)), off, 0)
     m = _INT.match(rhs)
     if m:
         return Instruction(cls | opc | op.K, dst, 0, off, _imm32(m.group(1)))
-    raise _Line(f"expected a register or an immediate after {sym!r}")
+    raise _Line(f"expected a register or an immediate after {sym!r}, not {rhs!r}", rhs or None)
 
 
 def _assign(kind: str, dst: int, rhs: str, ctx: "_Parser") -> Instruction:
@@ -194,7 +202,7 @@ def _assign(kind: str, dst: int, rhs: str, ctx: "_Parser") -> Instruction:
             if m.group(2) is None:
                 return Instruction(op.LD | op.ABS | size, 0, 0, 0, _imm32(m.group(3)))
             return Instruction(op.LD | op.IND | size, 0, _reg(m.group(2)), 0, _imm32(m.group(3)))
-        raise _Line("cannot parse memory load")
+        raise _bad_mem(rhs, "memory load")
     m = _INT.match(rhs) or _IMM64.match(rhs)
     if m:
         literal = m.group(1)
@@ -207,11 +215,15 @@ def _assign(kind: str, dst: int, rhs: str, ctx: "_Parser") -> Instruction:
     m = _REG.match(rhs)
     if m:
         if m.group(1) != kind:
-            raise _Line("mixed 32-bit (w) and 64-bit (r) registers")
+            raise _Line("mixed 32-bit (w) and 64-bit (r) registers", rhs)
         return Instruction((op.ALU64 if kind == "r" else op.ALU) | op.MOV | op.X, dst, _reg(m.group(2)))
     cls = op.ALU64 if kind == "r" else op.ALU
     m = _MOVSX.match(rhs)
     if m:
+        if m.group(2) != kind:
+            raise _Line("mixed 32-bit (w) and 64-bit (r) registers", rhs)
+        if kind == "w" and m.group(1) == "s32":
+            raise _Line("(s32) sign extension needs r registers: w registers take (s8) or (s16)", "s32")
         return Instruction(cls | op.MOV | op.X, dst, _reg(m.group(3)), int(m.group(1)[1:]), 0)
     m = _NEG.match(rhs)
     if m:
@@ -264,7 +276,7 @@ def _assign(kind: str, dst: int, rhs: str, ctx: "_Parser") -> Instruction:
         return Instruction(op.LD_IMM64, dst, op.PSEUDO_BTF_ID, 0, lo | hi << 32)
     m = _FUNC.match(rhs)
     if m:
-        rel, label = _target(m.group(1))
+        rel, label = _target(m.group(1))  # func[pcb] names a label, as call pcb does
         return Instruction(op.LD_IMM64, dst, op.PSEUDO_FUNC, 0, rel & 0xFFFFFFFF, target=label)
     raise _Line("unknown instruction syntax")
 
@@ -307,35 +319,34 @@ class _Parser:
         if text.startswith("if"):
             m = _COND.match(text)
             if not m:
-                raise _Line("cannot parse conditional jump (if rX OP rY|imm goto TARGET)")
+                raise _explain("cond", text)
             kind, dst, sym, skind, src, imm, target = m.groups()
             cls = op.JMP if kind == "r" else op.JMP32
             rel, label = _target(target)
             if src is not None:
                 if skind != kind:
-                    raise _Line("mixed 32-bit (w) and 64-bit (r) registers")
-                return Instruction(cls | _JMP_OPS[sym] | op.X, _reg(dst), _reg(src), _off16(rel), 0, target=label)
-            return Instruction(cls | _JMP_OPS[sym] | op.K, _reg(dst), 0, _off16(rel), _imm32(imm),
+                    raise _Line("mixed 32-bit (w) and 64-bit (r) registers", f"{skind}{src}")
+                return Instruction(cls | _JMP_OPS[sym] | op.X, _reg(dst), _reg(src), _off16(rel, target), 0,
+                                   target=label)
+            return Instruction(cls | _JMP_OPS[sym] | op.K, _reg(dst), 0, _off16(rel, target), _imm32(imm),
                                target=label)
         if text == "exit":
             return Instruction(op.EXIT_OP)
         if text.startswith(("goto", "may_goto")):
             m = _GOTO.match(text)
             if not m:
-                raise _Line("cannot parse jump")
-            rel, label = _target(m.group(2))
+                raise _explain("goto", text)
+            rel, label = _target(m.group(2))  # in 32-bit range: gotol's
             if m.group(1) == "gotol":
-                if not -0x80000000 <= rel <= 0x7FFFFFFF:
-                    raise _Line(f"jump offset {rel} out of 32-bit range")
                 return Instruction(op.JMP32 | op.JA, 0, 0, 0, rel, target=label)
             code = op.JA_OP if m.group(1) == "goto" else op.JCOND_OP
-            return Instruction(code, 0, 0, _off16(rel), 0, target=label)
+            return Instruction(code, 0, 0, _off16(rel, m.group(2)), 0, target=label)
         if text.startswith("call"):
             return self.call(text[4:].strip())
         if text.startswith("*("):
             m = _STORE.match(text)
             if not m:
-                raise _Line("cannot parse store (*(uN *)(rX +off) = rY|imm)")
+                raise _bad_mem(text, "store")
             size, base, sign, num, _, src, imm = m.groups()
             off = _mem_off(sign, num)
             if src is not None:
@@ -344,31 +355,33 @@ class _Parser:
         if text.startswith("lock"):
             m = _LOCK.match(text)
             if not m:
-                raise _Line("cannot parse atomic (lock *(u64 *)(rX +off) += rY)")
+                raise _bad_mem(text, "atomic")
             size, base, sign, num, sym, src = m.groups()
             return Instruction(op.STX | op.ATOMIC | _SIZES[size], _reg(base), _reg(src),
                                _mem_off(sign, num), _LOCK_OPS[sym])
         if text.startswith("store_release"):
             m = _STORE_REL.match(text)
             if not m:
-                raise _Line("cannot parse store_release((uN *)(rX +off), rY)")
+                raise _bad_mem(text, "store_release")
             size, base, sign, num, src = m.groups()
             return Instruction(op.STX | op.ATOMIC | _SIZES[size], _reg(base), _reg(src),
                                _mem_off(sign, num), op.STORE_REL)
         raise _Line("unknown instruction syntax")
 
     def call(self, arg: str) -> Instruction:
-        if arg.startswith("pc") or arg[:1] in "+-":
-            rel, _ = _target(arg) if re.fullmatch(r"(pc)?[-+]\d+", arg) else (None, None)
-            if rel is None:
-                raise _Line("cannot parse call pc+N")
-            return Instruction(op.CALL_OP, 0, op.PSEUDO_CALL, 0, rel)
+        if _PC_REL.match(arg):
+            return Instruction(op.CALL_OP, 0, op.PSEUDO_CALL, 0, _target(arg)[0])
         m = _CALL_ID.match(arg)
         if m:
             name, number, off = m.groups()
             imm = _imm32(number, "call id")
             short = name[4:] if name.startswith("bpf_") else name
-            if HELPER_IDS.get(short) == imm and off is None:
+            if short in HELPER_IDS:  # never a kfunc: a kfunc cannot be named as a helper (both are C functions)
+                if HELPER_IDS[short] != imm:
+                    raise _Line(f"helper bpf_{short} is #{HELPER_IDS[short]}, not #{number}: name and id disagree",
+                                "#" + number)
+                if off is not None:
+                    raise _Line("helper calls take no off: (only a kfunc of a module BTF has one)", "off:")
                 return Instruction(op.CALL_OP, 0, 0, 0, imm)
             if name == "unknown":
                 return Instruction(op.CALL_OP, 0, 0, 0, imm)
@@ -382,7 +395,7 @@ class _Parser:
             insn = Instruction(op.CALL_OP, 0, 0, 0, 0)
             self.calls.append((len(self.insns), arg, 0, ""))
             return insn
-        raise _Line("cannot parse call (call bpf_name#id, call name, call pc+N)")
+        raise _explain("call", "call " + arg)
 
 
 def _strip(raw: str) -> tuple[str, int | None]:
@@ -431,9 +444,13 @@ def parse(text: str, *, name: str = "<text>") -> Assembly:
             continue
         try:
             insn = p.line(line)
+            reason = validate(insn)
+            if reason is not None and not (insn.opcode == _MOV64_X and insn.off == -1):
+                raise _Line(reason)  # (the percpu mov, off -1, is kernel-internal: it reads back for dumps)
         except _Line as exc:
-            raise AssemblerError(f"{exc} in {raw.strip()!r}", index=len(insns),
-                                 source=f"{name}:{lineno}") from None
+            column = raw.find(exc.token) + 1 if exc.token else 0
+            raise AssemblerError(f"{exc} in {raw.strip()!r}", index=len(insns), source=f"{name}:{lineno}",
+                                 column=column or None) from None
         if p.calls and p.calls[-1][0] == len(insns) and not p.calls[-1][2]:
             index, callee, _, _ = p.calls[-1]
             p.calls[-1] = (index, callee, lineno, raw.strip())

@@ -56,3 +56,25 @@ def prog_load(code: bytes, prog_type: int = PROG_TYPE_SOCKET_FILTER, *, log_leve
     struct.pack_into("<I", attr, 44, flags)
     fd, err = _bpf(5, attr)
     return fd, err, log.value.decode(errors="replace")
+
+
+def run_once(fd: int, data: bytes = bytes(64)) -> int:
+    """BPF_PROG_TEST_RUN once on ``data``; the program's return value (r0, as u32)."""
+    buf = ctypes.create_string_buffer(bytes(data), len(data))
+    attr = ctypes.create_string_buffer(80)
+    struct.pack_into("<IIIIQQI", attr, 0, fd, 0, len(data), 0, ctypes.addressof(buf), 0, 1)
+    ret, err = _bpf(10, attr)
+    if ret < 0:
+        raise OSError(err, os.strerror(err))
+    return struct.unpack_from("<I", attr, 4)[0]
+
+
+def load_and_run(code: bytes, data: bytes = bytes(64)) -> int:
+    """Load a socket filter, run it once, close it; its r0. Raise with the log if rejected."""
+    fd, err, log = prog_load(code)
+    if fd < 0:
+        raise OSError(err, f"kernel rejected the program:\n{log[-2000:]}")
+    try:
+        return run_once(fd, data)
+    finally:
+        os.close(fd)

@@ -33,7 +33,7 @@ def test_block_instructions_name_the_user_lines():
     assert lines_of(b, first) == [
         (2, 0xb7), (3, 0x55), (4, 0xb7), (5, 0x05), (6, 0xb7),
         (7, 0x35), (8, 0x07), (7, 0x05),
-        (9, 0xb7), (9, 0x35), (10, 0x45), (10, 0x05), (11, 0x05), (9, 0x07), (9, 0x05),
+        (9, 0xb7), (9, 0x75), (10, 0x45), (10, 0x05), (11, 0x05), (9, 0x07), (9, 0x05),
         (12, 0x95),
     ]
     assert b.labels == {".endif0": 4, ".endelse1": 5, ".while2": 5, ".endwhile3": 8, ".for4": 9,
