@@ -43,7 +43,8 @@ def simulate(spec: ProgramSpec, *, log_level: int = 0) -> SimulatorVerdict | Non
     program = bytes(spec.insns) if spec.is_bytecode else spec.insns
     try:
         res = verify(program, spec.prog_type, None, prog_flags=spec.prog_flags,
-                     expected_attach_type=spec.expected_attach_type, log_level=log_level)
+                     expected_attach_type=spec.expected_attach_type, log_level=log_level,
+                     func_info=getattr(spec, "func_info", None) or None)
     except NotImplementedError:
         return None
     except Exception as exc:  # a simulator bug must not stop a load the kernel may accept

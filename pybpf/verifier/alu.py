@@ -13,12 +13,14 @@ from .errors import Reject
 from .mem import MAX_VAR_OFF
 from .sanitize import sanitize_check_bounds, sanitize_commit, sanitize_ptr_alu
 from .opcodes_ext import (ADD, ALU64, AND, ARSH, DIV, END, LSH, MOD, MOV, NEG, OR, RSH, SUB, X, XOR)
-from .state import (CONST_PTR_TO_MAP, MAYBE_NULL, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .state import (ADD_CONST, ADD_CONST32, ADD_CONST64, CONST_PTR_TO_MAP, MAYBE_NULL, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM, PTR_TO_PACKET,
                     PTR_TO_PACKET_META, PTR_TO_STACK, PTR_TO_TP_BUFFER, PTR_TO_BTF_ID,
                     PTR_TO_BUF, PTR_TO_FUNC, SCALAR, Reg, type_str)
 
 __all__ = ["check_alu"]
+
+BPF_ADDR_SPACE_CAST = 1  # the ``off`` of ALU64 MOV X that marks an arena address-space cast
 
 ALU_STR = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
            0x70: ">>=", 0x80: "neg", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=", 0xD0: "endian"}
@@ -103,19 +105,32 @@ def _check_mov(env, ins, alu64: bool) -> None:
     regs = env.state.regs
     code = ins.opcode
     if code & X:
+        if alu64 and ins.off == BPF_ADDR_SPACE_CAST:
+            # addr_space_cast (off=1): imm picks the direction; the simulator models no arena maps
+            if ins.imm not in (1, 1 << 16):
+                raise Reject("addr_space_cast insn can only convert between address space 1 and 0",
+                             errno=22)
+            raise Reject("addr_space_cast insn can only be used in a program that has an associated arena",
+                         errno=22)
         if ins.imm or (ins.off not in (0, 8, 16, 32) if alu64 else ins.off not in (0, 8, 16)):
-            if not (ins.imm == 1 and ins.off == 0 and alu64):  # addr_space_cast is separate
-                raise Reject("BPF_MOV uses reserved fields", errno=22)
+            raise Reject("BPF_MOV uses reserved fields", errno=22)
         src = env.read_reg(ins.src)
         _dst(ins.dst)
         if alu64:
             if ins.off == 0:
+                if src.type == SCALAR and src.id & ADD_CONST and ins.dst != ins.src:
+                    src.id = src.off = 0  # assign_scalar_id_before_mov(): one offset per link
                 if src.type == SCALAR and not src.id and ins.dst != ins.src:
                     src.id = env.new_id()
                 regs[ins.dst] = src.copy()
             else:
                 if src.type != SCALAR:
-                    raise Reject(f"R{ins.src} sign-extension part of pointer", errno=13)
+                    # is_pointer_value(): only a loader without CAP_PERFMON may not leak pointers;
+                    # for the others the sign-extended pointer bits are an unknown scalar
+                    if env.leaks(ins.src):
+                        raise Reject(f"R{ins.src} sign-extension part of pointer", errno=13)
+                    regs[ins.dst] = Reg.scalar_unknown()
+                    return
                 d = src.copy()
                 if d.id and _width(src) > ins.off:
                     d.id = 0
@@ -138,6 +153,8 @@ def _check_mov(env, ins, alu64: bool) -> None:
                 return
             if ins.off == 0:
                 fits = src.umax <= sc.U32
+                if fits and src.id & ADD_CONST and ins.dst != ins.src:
+                    src.id = src.off = 0
                 if fits and not src.id and ins.dst != ins.src:
                     src.id = env.new_id()
                 d = src.copy()
@@ -204,8 +221,36 @@ def _adjust(env, ins, alu64: bool, op: int) -> None:
         other = env.push_state(env.insn_idx, env.insn_idx)
         other.regs[ins.dst].set_const(0)
         dst.set_const(-1)
+    did, dst_umax = dst.id, dst.umax
+    sconst = (op in (ADD, SUB) and sc.is_const(src, not alu64)
+              and not (ins.opcode & X and ins.src == ins.dst))
+    val = sc.const_value(src, not alu64) if sconst else 0
     sc.alu(dst, src, op, not alu64)
-    dst.id = 0
+    _link_add_const(env, dst, did, op, alu64, val if sconst else None, dst_umax)
+
+
+def _link_add_const(env, dst: Reg, did: int, op: int, alu64: bool, val: int | None,
+                    dst_umax: int) -> None:
+    """adjust_reg_min_max_vals(): ``r1 = r2; r1 += 8`` keeps r1 linked to r2 with offset 8
+    (BPF_ADD_CONST64/32), so that a branch on r2 also bounds r1. Any other op breaks the link."""
+    if not (env.caps.bpf and did and val is not None):
+        dst.id = 0
+        return
+    if alu64:
+        off = sc.s64(val)
+        bad = not sc.S32_MIN <= off <= sc.S32_MAX
+    else:
+        off = sc.s32(val)
+        bad = dst_umax > sc.U32
+    if not bad and op == SUB:
+        bad = off == sc.S32_MIN
+        off = -off
+    if bad or did & ADD_CONST:
+        dst.off = 0  # rX += val twice: the offsets cannot accumulate
+        dst.id = 0
+    else:
+        dst.id = did | (ADD_CONST64 if alu64 else ADD_CONST32)
+        dst.off = off
 
 
 def _is_zero_or_minus_one(r: Reg, alu64: bool) -> bool:

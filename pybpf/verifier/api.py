@@ -18,6 +18,14 @@ from .profiles import resolve as resolve_profile
 from .walk import Env
 
 BPF_F_STRICT_ALIGNMENT = 1  # prog_flags bit: check alignment as if the CPU required it
+BPF_F_ANY_ALIGNMENT = 2  # prog_flags bit: never check alignment; wins over STRICT
+BPF_F_SLEEPABLE = 16
+# bpf_prog_load() refuses other prog_flags bits with EINVAL (BPF_F_TOKEN_FD, 1 << 16, needs a
+# token fd, which the simulator never has)
+KNOWN_PROG_FLAGS = 0xFF
+BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000  # bpf_prog_load(): longer programs get E2BIG, no log
+SYSCALL_PROG_TYPE = 31
+TAIL_CALL_HELPER = 12
 
 __all__ = ["verify", "VerifierResult"]
 
@@ -89,7 +97,7 @@ def _instructions(program) -> list[Instruction]:
 
 def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
            expected_attach_type: int | None = None, log_level: int = 0,
-           kernel=None, privileged=True) -> VerifierResult:
+           kernel=None, privileged=True, func_info: bytes | None = None) -> VerifierResult:
     """Simulate the kernel verifier (Linux 6.18, privileged loader) on ``program``.
 
     ``kernel`` predicts another kernel's verdict: a version (``"6.1"``,
@@ -111,6 +119,10 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     instructions) or a list in order of the map-loading ld_imm64s. A map
     spec is any object with ``type``, ``key_size``, ``value_size``,
     ``max_entries`` and ``flags``.
+
+    ``func_info``: the program's BTF func_info records, if it is loaded with
+    BTF. The simulator does not model the BTF checks; it only needs to know
+    whether they replace the no-BTF rules (LD_ABS and tail calls in subprograms).
     """
     t0 = time.perf_counter()
     insns = _instructions(program)
@@ -147,15 +159,27 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
     env = Env(prog, ptype, attach, maps_for, log_level)
     env.profile = profile
     env.caps = caps = capabilities(privileged)
-    env.strict_alignment = bool(prog_flags & BPF_F_STRICT_ALIGNMENT)
+    env.strict_alignment = bool(prog_flags & BPF_F_STRICT_ALIGNMENT) and not prog_flags & BPF_F_ANY_ALIGNMENT
     error = None
     insn = None
     errno = 0
     try:
-        if not insns:
-            raise Reject("Argument list too long", None, errno=7)  # bpf_prog_load(): insn_cnt == 0
+        # bpf_prog_load(), before the verifier and without a log: flags, size, capabilities
+        if prog_flags & ~KNOWN_PROG_FLAGS:
+            raise Reject("Invalid argument", None, errno=22)
+        if not insns or len(prog) > BPF_COMPLEXITY_LIMIT_INSNS:
+            raise Reject("Argument list too long", None, errno=7)
         if not caps.perfmon and ptype in PERFMON_PROG_TYPES:
-            raise Reject("Operation not permitted", None, errno=1)  # bpf_prog_load(), no log
+            raise Reject("Operation not permitted", None, errno=1)
+        if not _attach_ok(ptype, attach):
+            raise Reject("Invalid argument", None, errno=22)  # bpf_prog_load_check_attach()
+        # bpf_check(): check_subprogs(), check_btf_info(), resolve_pseudo_ldimm64(), check_cfg()
+        check_subprogs(prog)
+        if not func_info:
+            _check_abnormal_return(prog)
+        elif _has_abnormal_subprog(prog):
+            raise Reject("LD_ABS/tail_call in a BTF subprogram (checked against its BTF return type) "
+                         "is not modelled", None, errno=Reject.UNSUPPORTED)
         for slot, ins in enumerate(prog.insns):
             if ins is not None:
                 check_insntable(ins, slot, Reject)
@@ -165,8 +189,8 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
             for slot, ins in enumerate(prog.insns):
                 if ins is not None:
                     profile.check_opcode(ins, slot)
-        check_subprogs(prog)
         check_cfg(prog)
+        _check_sleepable(ptype, attach, prog_flags)
         live_regs(prog)
         prog.need = precision_needs(prog)
         env.run()
@@ -192,6 +216,63 @@ def verify(program, prog_type, maps=None, *, prog_flags: int = 0,
                           log="\n".join(lines) + "\n" if log_level else "",
                           processed_insns=env.insn_processed, total_states=env.total_states,
                           errno=errno, seconds=time.perf_counter() - t0)
+
+
+# bpf_prog_load_check_attach(): program types that need one particular expected_attach_type
+_REQUIRED_ATTACH = {32: 45}  # netfilter: BPF_NETFILTER
+_UNAVAILABLE_TYPES = frozenset({20})  # lirc_mode2: not built into the 6.18 kernel pybpf targets
+
+
+def _attach_ok(ptype: int, attach: int) -> bool:
+    if ptype in _UNAVAILABLE_TYPES:
+        return False
+    need = _REQUIRED_ATTACH.get(ptype)
+    return need is None or attach == need
+
+
+def _subprog_flags(prog):
+    """(subprog index, 'LD_ABS' | 'tail_call') in instruction order, as check_subprogs() marks them."""
+    starts = prog.subprogs
+    cur = 0
+    for i, ins in enumerate(prog.insns):
+        while cur + 1 < len(starts) and starts[cur + 1] <= i:
+            cur += 1
+        if ins is None:
+            continue
+        if ins.opcode == op.CALL_OP and ins.src == 0 and ins.imm == TAIL_CALL_HELPER:
+            yield cur, "tail_call"
+        elif ins.opcode & 7 == op.LD and ins.opcode & 0xE0 in (op.ABS, op.IND):
+            yield cur, "LD_ABS"
+
+
+def _has_abnormal_subprog(prog) -> bool:
+    return any(sp > 0 for sp, _ in _subprog_flags(prog))
+
+
+def _check_abnormal_return(prog) -> None:
+    """check_abnormal_return(): without BTF, no subprogram may use LD_ABS or tail calls (the
+    kernel could not check that it returns an int); LD_ABS is reported first per subprogram."""
+    found: dict[int, set] = {}
+    for sp, what in _subprog_flags(prog):
+        found.setdefault(sp, set()).add(what)
+    for sp in sorted(found):
+        if sp == 0:
+            continue
+        what = "LD_ABS" if "LD_ABS" in found[sp] else "tail_call"
+        raise Reject(f"{what} is not allowed in subprogs without BTF", None, errno=22)
+
+
+def _check_sleepable(ptype: int, attach: int, prog_flags: int) -> None:
+    """check_attach_btf_id(): syscall programs must be sleepable, few others may be."""
+    sleepable = bool(prog_flags & BPF_F_SLEEPABLE)
+    if ptype == SYSCALL_PROG_TYPE:
+        if not sleepable:
+            raise Reject("Syscall programs can only be sleepable", None, errno=22)
+        return
+    # can_be_sleepable(): tracing fentry/fexit/fmod_ret/iter, lsm, kprobe (uprobes), struct_ops
+    if sleepable and not (ptype == 26 and attach in (24, 25, 26, 28) or ptype in (2, 27, 29)):
+        raise Reject("Only fentry/fexit/fmod_ret, lsm, iter, uprobe, and struct_ops programs "
+                     "can be sleepable", None, errno=22)
 
 
 def _check_stack_depth(env, prog) -> None:

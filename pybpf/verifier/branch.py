@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from . import scalar as sc
 from .errors import Reject
-from .opcodes_ext import JEQ, JGE, JGT, JLE, JLT, JNE, X
-from .state import (CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
-                    PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
+from .opcodes_ext import ADD, JEQ, JGE, JGT, JLE, JLT, JNE, X
+from .state import (ADD_CONST, ADD_CONST32, CONST_PTR_TO_MAP, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
+                    PTR_TO_SOCK_COMMON, PTR_TO_SOCKET, PTR_TO_TCP_SOCK, PTR_TO_BTF_ID, MAYBE_NULL, PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, SCALAR,
                     Reg)
 
 __all__ = ["check_cond_jmp"]
@@ -132,13 +132,29 @@ def _match_pkt(ins, dst: Reg, src: Reg, this, other) -> bool:
     return True
 
 
+_BOUNDS = ("var_off", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min", "u32max")
+
+
 def _sync_linked(state, known: Reg) -> None:
-    """sync_linked_regs(): copies of a scalar (same id) learn what the branch taught it."""
-    kid = known.id
+    """sync_linked_regs(): copies of a scalar (same id) learn what the branch taught it;
+    a copy that went through ``+= const`` (BPF_ADD_CONST) learns it shifted by the delta."""
+    kid = known.id & ~ADD_CONST
     for r in state.all_regs():
-        if r is not known and r.type == SCALAR and r.id == kid:
-            for f in ("var_off", "smin", "smax", "umin", "umax", "s32min", "s32max", "u32min", "u32max"):
+        if r is known or r.type != SCALAR or (r.id & ~ADD_CONST) != kid:
+            continue
+        if not ((r.id | known.id) & ADD_CONST) or r.off == known.off:
+            for f in _BOUNDS:
                 setattr(r, f, getattr(known, f))
+            r.id, r.off = known.id, known.off
+            continue
+        rid, roff = r.id, r.off
+        for f in _BOUNDS:
+            setattr(r, f, getattr(known, f))
+        sc.alu(r, Reg.scalar_const(roff - known.off), ADD, False)
+        r.id, r.off = rid, roff
+        if known.id & ADD_CONST32:
+            sc.zext_32_to_64(r)
+        sc.bounds_sync(r)
 
 
 def _speculative_path(env, ins, next_idx: int, idx: int) -> None:
@@ -152,6 +168,26 @@ def _speculative_path(env, ins, next_idx: int, idx: int) -> None:
     st.regs[ins.dst].set_unknown()
     if ins.opcode & X:
         st.regs[ins.src].set_unknown()
+
+
+def _note_linked(env, st, dst: Reg | None, src: Reg | None, idx: int) -> None:
+    """collect_linked_regs(): the registers and spills sharing the operands' scalar ids."""
+    ids = {r.id & ~ADD_CONST for r in (dst, src) if r is not None and r.id}
+    if not ids:
+        return
+    f = st.cur
+    mask = cnt = 0
+    for i, r in enumerate(f.regs):
+        if r.type == SCALAR and r.id & ~ADD_CONST in ids:
+            mask |= 1 << i
+            cnt += 1
+    for spi, slot in f.stack.items():
+        r = slot.reg
+        if r is not None and r.type == SCALAR and r.id & ~ADD_CONST in ids and 0 <= spi < 64:
+            mask |= 1 << (16 + spi)
+            cnt += 1
+    if cnt > 1:
+        env.note_linked(idx, mask)
 
 
 def check_cond_jmp(env, ins, idx: int) -> int | None:
@@ -179,6 +215,15 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
     src = st.regs[ins.src] if code & X else Reg.scalar_const(ins.imm)
     pred = is_branch_taken(dst, src, op, is32)
     target = idx + ins.off + 1
+    if pred >= 0:
+        mask = 1 << ins.dst if dst.type == SCALAR else 0
+        if code & X and src.type == SCALAR:
+            mask |= 1 << ins.src
+        if mask:
+            env.mark_precise(idx, mask)
+    else:
+        _note_linked(env, st, dst if dst.type == SCALAR else None,
+                     src if code & X and src.type == SCALAR else None, idx)
     if pred == 1:
         if not env.caps.bypass_spec_v1:
             _speculative_path(env, ins, idx + 1, idx)
@@ -210,6 +255,13 @@ def check_cond_jmp(env, ins, idx: int) -> int | None:
             _sync_linked(st, regs[ins.dst])
             _sync_linked(other, oregs[ins.dst])
         env.check_dead(other)
+    if (not is32 and code & X and dst.type != SCALAR and src.type != SCALAR
+            and bool(dst.type & MAYBE_NULL) != bool(src.type & MAYBE_NULL)
+            and dst.type & 0xFF != PTR_TO_BTF_ID and src.type & 0xFF != PTR_TO_BTF_ID
+            and op in (JEQ, JNE)):
+        # equal to a pointer known not to be NULL: not NULL either (on the equal branch only)
+        eq = oregs if op == JEQ else regs
+        eq[ins.src if src.type & MAYBE_NULL else ins.dst].type &= ~MAYBE_NULL
     if (not is32 and not code & X and ins.imm == 0 and op in (JEQ, JNE)
             and dst.type & MAYBE_NULL):
         _mark_ptr_or_null(st, ins.dst, op == JNE)  # fall-through of jne: the pointer is NULL

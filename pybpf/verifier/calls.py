@@ -430,7 +430,8 @@ def check_subprog_call(env, ins, idx: int) -> int:
 
 def check_exit(env, ins, idx: int):
     """BPF_EXIT: returns the caller's next insn for a subprogram, None at program exit."""
-    if ins.src or ins.dst or ins.imm or ins.off or (ins.opcode & 7) != 5 or ins.opcode & 0x08:
+    # The kernel does not check off on exit (6.18 accepts a non-zero one).
+    if ins.src or ins.dst or ins.imm or (ins.opcode & 7) != 5 or ins.opcode & 0x08:
         raise Reject("BPF_EXIT uses reserved fields", errno=22)
     st = env.state
     r0 = st.regs[0]

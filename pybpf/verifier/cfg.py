@@ -116,6 +116,9 @@ def successors(prog: Program, i: int) -> list[int]:
     code = ins.opcode
     cls = code & 7
     nxt = i + (2 if code == op.LD_IMM64 else 1)
+    if _is_pseudo_func(ins):
+        # visit_func_call_insn(): a callback's address makes its body reachable
+        return [nxt, i + _s32(ins.imm) + 1]
     if cls in (op.JMP, op.JMP32):
         jop = code & 0xF0
         if jop == op.EXIT:
@@ -271,17 +274,81 @@ def _slots(off: int, size: int) -> int:
     return bits
 
 
-def precision_needs(prog: Program) -> list[int]:
-    """Which scalars' exact values may matter from each insn on (a static superset of the
+def precision_needs(prog: Program, decided: dict[int, int] | None = None,
+                    linked: dict[int, set[int]] | None = None) -> list[int]:
+    """Which scalars' exact values may matter from each insn on (a superset of the
     registers and stack slots the kernel's mark_chain_precision() would mark).
 
     Scalars outside this set are compared loosely when pruning, as the kernel
     does for imprecise scalars. Programs with bpf-to-bpf calls get no trimming.
+
+    A conditional jump makes its operands precise only when the walk found its
+    outcome decided by known values (check_cond_jmp_op()); the walk reports those
+    in ``decided`` (insn -> register bits) and re-solves. ``linked`` holds, per
+    jump, the sets of registers/stack slots sharing a scalar id there: the
+    kernel's jump history makes all of a set precise once one of them is.
     """
     n = len(prog)
     if len(prog.subprogs) > 1:
         return [ALL] * n
-    return _backward_fixpoint(prog, lambda i, ins, out, need: _need_transfer(ins, out))
+    decided = decided or {}
+    linked = linked or {}
+
+    def transfer(i: int, ins: Any, out: int, need: list[int]) -> int:
+        for m in linked.get(i, ()):
+            if out & m:
+                out |= m
+        out = _need_transfer(ins, out) | decided.get(i, 0)
+        for m in linked.get(i, ()):
+            if out & m:
+                out |= m
+        return out
+
+    return _backward_fixpoint(prog, transfer)
+
+
+def precision_graph(prog: Program) -> tuple[list[list[int]], list[list[int]]]:
+    """(successors, predecessors) per insn, for precision_grow()."""
+    n = len(prog)
+    succs = [[w for w in successors(prog, i) if 0 <= w < n] if ins is not None else []
+             for i, ins in enumerate(prog.insns)]
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for i, ws in enumerate(succs):
+        for w in ws:
+            preds[w].append(i)
+    return succs, preds
+
+
+def precision_grow(prog: Program, need: list[int], decided: dict[int, int],
+                   linked: dict[int, set[int]], start: int, graph) -> None:
+    """Re-solve ``need`` in place after the walk added facts at insn ``start``.
+
+    Facts only grow, so a worklist over predecessors reaches the same least
+    fixpoint as precision_needs() without re-solving the whole program.
+    """
+    if len(prog.subprogs) > 1:
+        return
+    succs, preds = graph
+    work = [start]
+    while work:
+        i = work.pop()
+        ins = prog.insns[i]
+        if ins is None:
+            continue
+        out = 0
+        for w in succs[i]:
+            out |= need[w]
+        for m in linked.get(i, ()):
+            if out & m:
+                out |= m
+        new = _need_transfer(ins, out) | decided.get(i, 0)
+        for m in linked.get(i, ()):
+            if new & m:
+                new |= m
+        new |= need[i]
+        if new != need[i]:
+            need[i] = new
+            work.extend(preds[i])
 
 
 def _need_transfer(ins, out: int) -> int:
@@ -297,9 +364,7 @@ def _need_transfer(ins, out: int) -> int:
                 if x:
                     out |= s
             return out
-        if x and aop in (op.ADD, op.SUB):
-            return out | s  # ptr += scalar marks the scalar precise
-        if x and out & d:
+        if x and out & d:  # ptr += scalar: the walk marks the scalar (Env.mark_precise())
             out |= s
         return out
     if cls == op.LDX:
@@ -339,4 +404,6 @@ def _need_transfer(ins, out: int) -> int:
         return out
     if jop == op.JA:
         return out
-    return out | d | (s if code & op.X else 0)
+    if code & op.X and out & (d | s):
+        out |= d | s  # dreg <cond> sreg: both or neither (backtrack_insn())
+    return out

@@ -202,8 +202,10 @@ def _sk_msg(off, size, write, attach):
     return None
 
 
-# struct bpf_sk_lookup: sk (u64) at 0, u32 fields, remote_port a __be16 at 36 then padding
-LOOKUP_SIZE, LOOKUP_FAMILY, LOOKUP_REMOTE_PORT, LOOKUP_LOCAL_IP4 = 72, 8, 36, 40
+# struct bpf_sk_lookup: sk (u64) at 0, u32 fields, remote_port a __be16 at 36 then padding;
+# the last field, ingress_ifindex, ends at 68: the u64 alignment pads the struct to 72 and
+# sk_lookup_is_valid_access() refuses that tail padding
+LOOKUP_SIZE, LOOKUP_FAMILY, LOOKUP_REMOTE_PORT, LOOKUP_LOCAL_IP4, LOOKUP_FIELDS_END = 72, 8, 36, 40, 68
 
 
 def _sk_lookup(off, size, write, attach):
@@ -215,7 +217,7 @@ def _sk_lookup(off, size, write, attach):
         return SCALAR if size == 4 or _narrow(size, 2) else None
     if _in(off, LOOKUP_REMOTE_PORT + 2, 2):  # zero padding, readable for compatibility
         return SCALAR if _narrow(size, 2) else None
-    if LOOKUP_FAMILY <= off < LOOKUP_SIZE:
+    if LOOKUP_FAMILY <= off < LOOKUP_FIELDS_END:
         return SCALAR if _narrow(size, 4) else None
     return None
 

@@ -30,6 +30,9 @@ def _table() -> frozenset[int]:
     # Measured on 6.18: every LDX opcode passes the table (a bad mode is refused on the walk
     # as "BPF_LDX uses reserved fields"), unlike ST/STX with a bad mode.
     t.update(0x01 | mode | sz for mode in range(0, 0x100, 0x20) for sz in (0x00, 0x08, 0x10, 0x18))
+    # ...except that the LDX check lets MEMSX through and the table has no MEMSX DW: 0x99 is
+    # "unknown opcode 99"
+    t.discard(0x01 | 0x80 | 0x18)
     t.update((0xC3, 0xDB, 0xCB, 0xD3))  # STX ATOMIC W/DW/H/B
     t.update((0x18, 0x20, 0x28, 0x30, 0x40, 0x48, 0x50))  # LD imm64, ABS/IND B/H/W
     for cls in (0x05, 0x06):  # JMP, JMP32

@@ -12,7 +12,7 @@ from . import scalar as sc
 from . import tnum as tn
 from .context import ctx_access, supported as ctx_supported
 from .errors import Reject
-from .state import (CONST_PTR_TO_MAP, MAX_BPF_STACK, MAYBE_NULL, MEM_RDONLY, PTR_TO_CTX,
+from .state import (ADD_CONST, CONST_PTR_TO_MAP, MAX_BPF_STACK, MAYBE_NULL, MEM_RDONLY, PTR_TO_CTX,
                     PTR_TO_FLOW_KEYS, PTR_TO_MAP_KEY, PTR_TO_MAP_VALUE, PTR_TO_MEM,
                     PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
@@ -174,8 +174,13 @@ def stack_write_fixed(env, frame, off: int, size: int, value: Reg | None, imm: i
             and old.reg is not None and old.reg.type != SCALAR):
         raise _err("attempt to corrupt spilled pointer on stack")
     if value is not None and off % 8 == 0 and value.type == SCALAR:
+        fits = _width(value) <= 8 * size
+        if fits and value.id & ADD_CONST:
+            value.id = value.off = 0
+        if fits and not value.id and value.var_off.mask:
+            value.id = env.new_id()  # assign_scalar_id_before_mov(): fills stay linked to the register
         spilled = value.copy()
-        if _width(value) > 8 * size:
+        if not fits:
             spilled.id = 0
         _save_spill(frame, spi, spilled, size, types)
     elif value is None and imm is not None and off % 8 == 0:
@@ -353,6 +358,8 @@ def check_mem_access(env, regno: int, off: int, size: int, write: bool, value_re
             raise Reject(f"ctx access for program type {env.prog_type} is not modelled",
                          errno=Reject.UNSUPPORTED)
         rtype = ctx_access(env.prog_type, off, size, write, env.attach)
+        if sx and rtype in (PTR_TO_PACKET, PTR_TO_PACKET_END, PTR_TO_PACKET_META):
+            rtype = None  # bpf_skb/xdp_is_valid_access(): info->is_ldsx refuses the packet pointers
         if rtype is None:
             raise _err(f"invalid bpf_context access off={off} size={size}")
         if rtype == SCALAR:

@@ -128,6 +128,14 @@ def _deduce32(r) -> None:
     if (r.s32min & U32) <= (r.s32max & U32):
         r.u32min = max(r.u32min, r.s32min & U32)
         r.u32max = min(r.u32max, r.s32max & U32)
+    elif r.u32max < (r.s32min & U32):
+        # the s32 range wraps around the u32 one: only its non-negative part meets it
+        r.s32min = s32(r.u32min)
+        r.u32max = min(r.u32max, r.s32max & U32)
+    elif (r.s32max & U32) < r.u32min:
+        # ... or only its negative part does
+        r.s32max = s32(r.u32max)
+        r.u32min = max(r.u32min, r.s32min & U32)
 
 
 def _deduce64(r) -> None:
@@ -173,6 +181,12 @@ def bound_offset(r) -> None:
 
 
 def bounds_sync(r) -> None:
+    v = r.var_off
+    if not v.mask:  # a constant whose bounds already say so: nothing to learn (the common case)
+        c = v.value
+        if (r.umin == c == r.umax and r.smin == r.smax == s64(c) and r.u32min == r.u32max == c & U32
+                and r.s32min == r.s32max == s32(c)):
+            return
     update_bounds(r)
     deduce_bounds(r)
     deduce_bounds(r)

@@ -17,9 +17,14 @@ __all__ = ["Reg", "Frame", "State", "NOT_INIT", "SCALAR", "PTR_TO_CTX", "CONST_P
            "PTR_TO_TCP_SOCK", "PTR_TO_MEM", "PTR_TO_BTF_ID", "PTR_TO_FUNC", "PTR_TO_TP_BUFFER",
            "PTR_TO_FLOW_KEYS", "PTR_TO_XDP_SOCK", "MAYBE_NULL", "MEM_RDONLY", "MEM_RINGBUF",
            "base_type", "type_str", "STACK_INVALID", "STACK_SPILL", "STACK_MISC", "STACK_ZERO",
-           "MAX_BPF_STACK", "MAX_CALL_FRAMES"]
+           "MAX_BPF_STACK", "MAX_CALL_FRAMES", "ADD_CONST", "ADD_CONST32", "ADD_CONST64"]
 
 MAX_BPF_STACK = 512
+# Scalar id flags (BPF_ADD_CONST64/32): "this register is the id's value plus ``off``",
+# set by ``rX += const`` on a linked scalar so a branch on either teaches the other.
+ADD_CONST64 = 1 << 31
+ADD_CONST32 = 1 << 30
+ADD_CONST = ADD_CONST64 | ADD_CONST32
 MAX_CALL_FRAMES = 8
 
 # Base register types (the order is ours; the names are the kernel's).
@@ -208,7 +213,10 @@ def fmt_reg(r: Reg) -> str:
         return f"fp{r.off}"
     parts = []
     if r.id:
-        parts.append(f"id={r.id}")
+        ident = f"id={r.id & ~ADD_CONST}"
+        if r.id & ADD_CONST:
+            ident += f"{r.off:+d}"
+        parts.append(ident)
     if r.ref_obj_id:
         parts.append(f"ref_obj_id={r.ref_obj_id}")
     if r.type != SCALAR and r.off:

@@ -28,7 +28,7 @@ from .calls import check_exit, check_helper_call, check_subprog_call
 from .errors import Reject
 from .mem import check_mem_access
 from .sanitize import spec_v4_store
-from .state import (CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
+from .state import (ADD_CONST, CONST_PTR_TO_MAP, NOT_INIT, PTR_TO_CTX, PTR_TO_FLOW_KEYS,
                     PTR_TO_MAP_VALUE, PTR_TO_PACKET, PTR_TO_PACKET_META, PTR_TO_SOCK_COMMON,
                     PTR_TO_SOCKET, PTR_TO_STACK, PTR_TO_TCP_SOCK, PTR_TO_XDP_SOCK, SCALAR,
                     STACK_INVALID, STACK_MISC, STACK_SPILL, Frame, Reg, State,
@@ -75,6 +75,32 @@ class Env:
         self.nospec: set[int] = set()  # insns a speculative path failed at (a barrier is patched in)
         self.nospec_result: set[int] = set()  # stack stores sanitized for Spectre v4
         self.profile = None  # a profiles.KernelProfile when verifying for another kernel
+        self.decided: dict[int, int] = {}  # jump insn -> operands a decided outcome made precise
+        self.linked: dict[int, set[int]] = {}  # jump insn -> sets of regs/slots sharing an id
+        self._need_graph = None
+
+    def mark_precise(self, idx: int, mask: int) -> None:
+        """mark_chain_precision(): the walk found ``mask`` (need bits) must be exact at insn idx."""
+        old = self.decided.get(idx, 0)
+        if mask & ~old:
+            self.decided[idx] = old | mask
+            self._grow_need(idx)
+
+    def note_linked(self, idx: int, mask: int) -> None:
+        """collect_linked_regs(): scalars sharing an id at a jump become precise together."""
+        s = self.linked.setdefault(idx, set())
+        if mask not in s and len(s) < 64:
+            s.add(mask)
+            self._grow_need(idx)
+
+    def _grow_need(self, idx: int) -> None:
+        from .cfg import precision_graph, precision_grow
+        need = self.prog.need
+        if not need:
+            return
+        if self._need_graph is None:
+            self._need_graph = precision_graph(self.prog)
+        precision_grow(self.prog, need, self.decided, self.linked, idx, self._need_graph)
 
     def leaks(self, regno: int) -> bool:
         """is_pointer_value(): a pointer the loader may not see (no CAP_PERFMON)."""
@@ -212,6 +238,13 @@ class Env:
         code = ins.opcode
         cls = code & 7
         if cls in (op.ALU, op.ALU64):
+            if code & op.X and ins.dst < 10 and ins.src < 11 and code & 0xF0 not in (op.MOV, op.END, op.NEG):
+                # adjust_reg_min_max_vals(): pointer +/- scalar needs the scalar's exact range
+                d, s = self.state.regs[ins.dst].type, self.state.regs[ins.src].type
+                if d == SCALAR and s not in (SCALAR, NOT_INIT):
+                    self.mark_precise(idx, 1 << ins.dst)
+                elif s == SCALAR and d not in (SCALAR, NOT_INIT):
+                    self.mark_precise(idx, 1 << ins.src)
             check_alu(self, ins)
             return idx + 1
         if cls == op.LDX:
@@ -313,7 +346,7 @@ class Env:
         if imm not in (op.ATOMIC_ADD, op.ATOMIC_OR, op.ATOMIC_AND, op.ATOMIC_XOR,
                        op.ATOMIC_ADD | op.FETCH, op.ATOMIC_OR | op.FETCH, op.ATOMIC_AND | op.FETCH,
                        op.ATOMIC_XOR | op.FETCH, op.XCHG, op.CMPXCHG):
-            raise Reject(f"BPF_ATOMIC uses invalid atomic opcode {imm:02x}", errno=22)
+            raise Reject(f"BPF_ATOMIC uses invalid atomic opcode {imm & 0xFFFFFFFF:02x}", errno=22)
         if size not in (4, 8):
             raise Reject("invalid atomic operand size", errno=22)
         self.read_reg(ins.src)
@@ -342,12 +375,18 @@ class Env:
     def _ld_imm64(self, ins, idx: int) -> None:
         if ins.off:  # check_ld_imm(): reserved fields before the destination register
             raise Reject("BPF_LD_IMM64 uses reserved fields", errno=22)
+        if ins.dst > 10:  # check_reg_arg(DST_OP): dst is a 4-bit field, R11-R15 do not exist
+            raise Reject(f"R{ins.dst} is invalid", errno=22)
         if ins.dst == 10:
             raise Reject("frame pointer is read only")
         regs = self.state.regs
         if ins.src == 0:
             regs[ins.dst] = Reg.scalar_const(ins.imm)
             return
+        if ins.src == op.PSEUDO_FUNC:
+            # the kernel needs the program's BTF func_info here ("missing btf func_info") and
+            # then verifies the callback when a helper such as bpf_loop calls it: not modelled
+            raise Reject("ld_imm64 of a callback (src_reg 4) is not modelled", errno=Reject.UNSUPPORTED)
         m = self.maps_for(idx, ins)
         if ins.src in (op.PSEUDO_MAP_FD, op.PSEUDO_MAP_IDX):
             regs[ins.dst] = Reg.pointer(CONST_PTR_TO_MAP, map=m)
@@ -367,13 +406,17 @@ class Env:
     def _ld_abs(self, ins) -> None:
         if self.prog_type not in (1, 3, 4):
             raise Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type", errno=22)
+        ind = (ins.opcode & 0xE0) == op.IND
+        if ins.dst or ins.off or (ins.src and not ind):
+            raise Reject("BPF_LD_[ABS|IND] uses reserved fields", errno=22)
         regs = self.state.regs
-        if regs[6].type != PTR_TO_CTX:
-            raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", errno=22)
-        if (ins.opcode & 0xE0) == op.IND:
-            self.read_reg(ins.src)
+        self.read_reg(6)  # the implicit skb operand: "R6 !read_ok" when never written
         if self.state.refs:
             raise Reject("BPF_LD_[ABS|IND] would lead to reference leak", errno=22)
+        if regs[6].type != PTR_TO_CTX:
+            raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb", errno=22)
+        if ind:
+            self.read_reg(ins.src)
         for r in range(6):
             regs[r] = Reg()
         regs[0] = Reg.scalar_unknown()
@@ -504,6 +547,8 @@ def _regsafe(o: Reg, c: Reg, idmap: dict, exact: bool, precise: bool = True) -> 
     if o.type == SCALAR:
         if not precise:
             return True
+        if (o.id & ADD_CONST) != (c.id & ADD_CONST) or (o.id & ADD_CONST and o.off != c.off):
+            return False
         if o.id and not _check_ids(o.id, c.id, idmap):
             return False
         return _range_within(o, c) and tn.contains(o.var_off, c.var_off)
