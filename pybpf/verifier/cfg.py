@@ -295,16 +295,23 @@ def precision_needs(prog: Program, decided: dict[int, int] | None = None,
     linked = linked or {}
 
     def transfer(i: int, ins: Any, out: int, need: list[int]) -> int:
-        for m in linked.get(i, ()):
-            if out & m:
-                out |= m
-        out = _need_transfer(ins, out) | decided.get(i, 0)
-        for m in linked.get(i, ()):
-            if out & m:
-                out |= m
-        return out
+        return _linked_transfer(i, ins, out, decided, linked)
 
     return _backward_fixpoint(prog, transfer)
+
+
+def _linked_transfer(i: int, ins: Any, out: int, decided: dict[int, int],
+                     linked: dict[int, set[int]]) -> int:
+    """The need before insn ``i`` from the need after it: registers and slots linked at
+    ``i`` (one scalar id) are needed together, on both sides of the instruction."""
+    for m in linked.get(i, ()):
+        if out & m:
+            out |= m
+    out = _need_transfer(ins, out) | decided.get(i, 0)
+    for m in linked.get(i, ()):
+        if out & m:
+            out |= m
+    return out
 
 
 def precision_graph(prog: Program) -> tuple[list[list[int]], list[list[int]]]:
@@ -338,14 +345,7 @@ def precision_grow(prog: Program, need: list[int], decided: dict[int, int],
         out = 0
         for w in succs[i]:
             out |= need[w]
-        for m in linked.get(i, ()):
-            if out & m:
-                out |= m
-        new = _need_transfer(ins, out) | decided.get(i, 0)
-        for m in linked.get(i, ()):
-            if new & m:
-                new |= m
-        new |= need[i]
+        new = _linked_transfer(i, ins, out, decided, linked) | need[i]
         if new != need[i]:
             need[i] = new
             work.extend(preds[i])
