@@ -208,11 +208,48 @@ def _uses_defs(ins) -> tuple[int, int]:
         if jop == op.EXIT:
             return 1, 0
         if jop == op.CALL:
-            return 0x3E, 0x3F
+            # A helper reads only its parameters (the kernel's get_call_summary());
+            # subprogram and kfunc calls, and unknown helpers, count as reading r1-r5.
+            return (_helper_reads(ins.imm) if ins.src == 0 else 0x3E), 0x3F
         if jop == op.JA:
             return 0, 0
         return d | (s if code & op.X else 0), 0
     return 0x7FF, 0
+
+
+_HELPER_PARAMS: dict[int, int] = {}
+
+
+def _helper_reads(func_id: int) -> int:
+    """r1..rN for a helper of N parameters (the most any program type's prototype has)."""
+    if not _HELPER_PARAMS:
+        from .helpers_proto import PROTOS, PROTOS_BY_TYPE
+        for fid, proto in PROTOS.items():
+            _HELPER_PARAMS[fid] = len(proto.args)
+        for (_, fid), proto in PROTOS_BY_TYPE.items():
+            _HELPER_PARAMS[fid] = max(_HELPER_PARAMS.get(fid, 0), len(proto.args))
+    n = _HELPER_PARAMS.get(func_id)
+    return 0x3E if n is None else (1 << (n + 1)) - 2
+
+
+_PRECISE_ARGS: dict[int, int] = {}
+_TAIL_CALL = 12
+
+
+def _helper_precise_args(func_id: int) -> int:
+    """The argument registers a helper call makes precise: its size arguments (the kernel's
+    check_mem_size_reg() and ARG_CONST_ALLOC_SIZE_OR_ZERO) and tail_call's index
+    (record_func_key()); the others are only type-checked. Unknown helpers: all of r1-r5."""
+    if not _PRECISE_ARGS:
+        from .helpers_proto import PROTOS, PROTOS_BY_TYPE
+        for (_, fid), proto in [((0, k), v) for k, v in PROTOS.items()] + list(PROTOS_BY_TYPE.items()):
+            bits = 0
+            for n, kind in enumerate(proto.args, start=1):
+                if kind in ("size", "size0", "alloc0"):
+                    bits |= 1 << n
+            _PRECISE_ARGS[fid] = _PRECISE_ARGS.get(fid, 0) | bits
+        _PRECISE_ARGS[_TAIL_CALL] |= 1 << 3
+    return _PRECISE_ARGS.get(func_id, 0x3E)
 
 
 def _backward_fixpoint(prog: Program, transfer: Callable[[int, Any, int, list[int]], int]) -> list[int]:
@@ -398,7 +435,7 @@ def _need_transfer(ins, out: int) -> int:
     if jop == op.EXIT:
         return out | 1
     if jop == op.CALL:
-        out = (out & ~0x3F) | 0x3E
+        out = (out & ~0x3F) | (_helper_precise_args(ins.imm) if ins.src == 0 else 0x3E)
         if ins.src != 0 or ins.imm in _KEY_HELPERS:
             out |= ALL_SLOTS
         return out

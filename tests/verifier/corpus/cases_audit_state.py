@@ -7,8 +7,8 @@ accepted if the simulator kept a fact the kernel drops. Cases tagged
 (tests/verifier/test_audit_state.py).
 """
 
-from dsl import (ARRAY, HASH, Case, add, alu, ja, jmp, ldx, lookup, mov, mov32, r0, r1, r2, r6, r7,
-                 r8, r9, r10, ret, stx, sub)
+from dsl import (ARRAY, HASH, Case, add, alu, call, ja, jmp, ldx, lookup, mov, mov32, r0, r1, r2, r4,
+                 r6, r7, r8, r9, r10, ret, stx, sub)
 from pybpf.asm import opcodes as op
 
 SF = 1
@@ -31,6 +31,15 @@ def _jset_chain(n):
     for i in range(n):
         out += [jmp("jset", r9, 1 << i, 1), mov(r8, 1)]
     return out + ret()
+
+
+def _jset_chain_then_call(n):
+    """Paths differ only in r4, which the argument-less helper does not read: the kernel's
+    liveness (a helper reads its parameters only) lets them prune at the call."""
+    out = [mov(r6, r1), ldx(4, r1, r6, 60)]
+    for i in range(n):
+        out += [jmp("jset", r1, 1 << i, 1), mov(r4, i)]
+    return out + [call(125), *ret()]  # bpf_ktime_get_boot_ns()
 
 
 def _spill_compare(n):
@@ -92,6 +101,7 @@ CASES = [
     # precision: only decided branches make their operands precise
     Case("state_jset_chain_19", SF, _jset_chain(19), tags=("processed",)),
     Case("state_spill_compare_14", SF, _spill_compare(14), tags=("processed",)),
+    Case("state_jset_chain_then_call_18", SF, _jset_chain_then_call(18), tags=("processed",)),
     Case("state_decided_branch_precise", SF, _decided_branch_needs_precision(),
          expect="R0 min value is outside of the allowed memory range"),
     Case("state_ptr_offset_precise", SF, _ptr_offset_needs_precision(),
