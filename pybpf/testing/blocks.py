@@ -9,6 +9,10 @@ Stack layout (offsets from r10)::
     -80 .. -73    map key          -112 .. -81   map value (value_size <= 32)
     -144 .. -129  helper buffer    -152          spilled ctx pointer
 
+:mod:`pybpf.testing.shapes` adds, at a modest weight, blocks that need the facts
+the kernel carries between registers and stack slots (linked scalars, spill ids,
+pointer equality, pruning, s32/u32 deduction).
+
 Each mutation is the valid idiom with one thing broken, and is emitted at the
 top level, so the verifier always walks it.
 """
@@ -22,6 +26,8 @@ from pybpf.asm.builder import Builder
 from pybpf.asm.instruction import Instruction
 from pybpf.asm.registers import R
 from pybpf.program.types import ProgType as T
+
+from . import shapes
 
 __all__ = ["Gen", "MUTATIONS", "MUTATION_TYPES", "MUTATION_COST"]
 
@@ -148,6 +154,7 @@ class Gen:
             choices.append((self.ld_abs, 2))
         if t in SKB or t == T.XDP or (t in TRACING and not self.det):
             choices.append((self.helper_buf, 2))
+        choices.extend((lambda fn=fn: fn(self), w) for fn, w in shapes.SHAPES)
         if self.depth >= 2:
             choices = [(f, w) for f, w in choices if f not in (self.cond, self.loop)]
         fns, weights = zip(*choices)

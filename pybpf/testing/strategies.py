@@ -57,7 +57,13 @@ def programs(prog_type="xdp", valid: bool | None = True, max_insns: int = 64, *,
     variable offsets), packet reads/writes behind ``data + N <= data_end``
     checks (XDP, sched_cls, cgroup_skb), ``ld_abs``/``ld_ind`` (socket
     filters, sched_cls), bounded loops, atomics, helper calls with well-typed
-    arguments, and a return value the type allows. Measured: 100% accepted.
+    arguments, and a return value the type allows. Mixed in at modest rates
+    (:mod:`pybpf.testing.shapes`): the shapes a verifier audit needed --
+    linked scalar copies offset by a constant, spill/bound/fill of scalars
+    (and of 32-bit halves) used as map value offsets, pointer equality of two
+    lookups before a NULL check, flag-test chains that only pruning keeps
+    linear, and w-register range checks across the s32 sign boundary.
+    Measured: 100% accepted.
 
     ``valid=False``: the same, plus exactly one near miss from
     :data:`MUTATIONS` (``mutation`` picks one): off-by-one map value or
