@@ -158,8 +158,8 @@ def _check_mov(env, ins, alu64: bool) -> None:
                 if fits and not src.id and ins.dst != ins.src:
                     src.id = env.new_id()
                 d = src.copy()
-                if not fits:
-                    d.id = 0
+                if not fits:  # the link ends here, and with it src's constant delta
+                    d.id = d.off = 0
             else:
                 d = src.copy()
                 d.id = 0

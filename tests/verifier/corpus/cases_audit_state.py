@@ -7,8 +7,8 @@ accepted if the simulator kept a fact the kernel drops. Cases tagged
 (tests/verifier/test_audit_state.py).
 """
 
-from dsl import (ARRAY, HASH, Case, add, alu, call, ja, jmp, ldx, lookup, mov, mov32, r0, r1, r2, r4,
-                 r6, r7, r8, r9, r10, ret, stx, sub)
+from dsl import (ARRAY, HASH, Case, add, alu, call, ja, jmp, ldx, lookup, mov, mov32, r0, r1, r2, r3,
+                 r4, r6, r7, r8, r9, r10, ret, stx, sub)
 from pybpf.asm import opcodes as op
 
 SF = 1
@@ -40,6 +40,15 @@ def _jset_chain_then_call(n):
     for i in range(n):
         out += [jmp("jset", r1, 1 << i, 1), mov(r4, i)]
     return out + [call(125), *ret()]  # bpf_ktime_get_boot_ns()
+
+
+def _wmov_ends_the_link():
+    """``w1 = w7`` from a register beyond u32 that carries a constant delta (+7): the copy is
+    unlinked, and must not keep the delta, or a later link would be off by it (found by the
+    fuzzer's linked-scalar shapes)."""
+    return [mov(r6, r1), ldx(4, r7, r6, 0), mov(r8, r7), add(r7, 7), *lookup(ARRAY),
+            jmp("jeq", r0, 0, 7), mov32(r1, r7), mov(r2, r1), add(r1, 5), jmp("jgt", r2, 26, 3),
+            mov(r3, r0), add(r3, r1), ldx(1, r7, r3, 0), *ret()]
 
 
 def _spill_compare(n):
@@ -102,6 +111,7 @@ CASES = [
     Case("state_jset_chain_19", SF, _jset_chain(19), tags=("processed",)),
     Case("state_spill_compare_14", SF, _spill_compare(14), tags=("processed",)),
     Case("state_jset_chain_then_call_18", SF, _jset_chain_then_call(18), tags=("processed",)),
+    Case("state_wmov_ends_the_link", SF, _wmov_ends_the_link()),
     Case("state_decided_branch_precise", SF, _decided_branch_needs_precision(),
          expect="R0 min value is outside of the allowed memory range"),
     Case("state_ptr_offset_precise", SF, _ptr_offset_needs_precision(),
