@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from pybpf.maps.map import Map
@@ -17,7 +16,7 @@ from pybpf.syscall.errors import BPFError, NotSupported
 from pybpf.syscall.map_cmds import map_get_info, open_objects
 
 __all__ = ["add_arguments", "run", "iter_maps", "map_record", "dump_records", "UsageError",
-           "object_ref", "check_pin_path", "fdinfo"]
+           "object_ref", "fdinfo"]
 
 REF_FORMS = "ID, 'id ID', PINNED_PATH or 'pinned PINNED_PATH'"
 
@@ -112,27 +111,12 @@ def object_ref(words: list[str], noun: str) -> tuple[str, str | int]:
         raise UsageError(f"{noun} id {target!r} is not a number") from None
 
 
-def check_pin_path(path: str, noun: str) -> None:
-    """Refuse, in words, a path that cannot be a pinned object before the kernel does.
-
-    BPF_OBJ_GET on a bpffs directory fails with EACCES, which reads like a
-    privilege problem; a directory is simply not a pinned object.
-    """
-    if not os.path.isabs(path):  # as pybpf.pin resolves it: relative to the bpffs mount
-        from pybpf.pin import DEFAULT_BPFFS, find_bpffs
-        path = os.path.join(find_bpffs() or DEFAULT_BPFFS, path)
-    if os.path.isdir(path):
-        raise ValueError(f"{path} is a directory, not a pinned {noun}: name a pinned object in it "
-                         f"(ls {path})")
-
-
 def open_map(words: list[str]) -> Map:
     """Open a map named like bpftool: ``ID``, ``id ID``, ``PATH`` or ``pinned PATH``."""
     kind, target = object_ref(words, "map")
     if kind == "id":
         return Map.from_id(int(target))
-    check_pin_path(str(target), "map")
-    return Map.from_pin(target)  # a path off bpffs: PinError saying so
+    return Map.from_pin(target)  # a directory or a path off bpffs: PinError saying so
 
 
 def _raw(value, size: int) -> bytes:

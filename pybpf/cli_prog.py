@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from pybpf.cli_map import REF_FORMS, UsageError, check_pin_path, fdinfo, object_ref
+from pybpf.cli_map import REF_FORMS, UsageError, fdinfo, object_ref
 from pybpf.program.info import ProgramInfo, read_info
 from pybpf.syscall.errors import BPFError
 from pybpf.syscall.map_cmds import open_objects, prog_get_fd_by_id
@@ -73,7 +73,6 @@ def _open(words: list[str]):
     if kind == "id":
         return prog_get_fd_by_id(int(target))  # ObjectNotFound: "no program with id N"
     from pybpf.pin import open_pinned_fd
-    check_pin_path(str(target), "program")
     fd, _ = open_pinned_fd(target, "prog")
     return fd
 

@@ -144,11 +144,16 @@ def open_pinned_fd(path: str | os.PathLike, kind: str | None = None) -> tuple[FD
     try:
         fd = cmds.obj_get(path)
     except BPFError as err:
-        # BPF_OBJ_GET of an ordinary file is EACCES/EPERM: a wrong path, not missing privileges.
-        if err.errno in (errno.EACCES, errno.EPERM) and not _on_bpffs(path):
+        # BPF_OBJ_GET of a directory or an ordinary file is EACCES/EPERM: a wrong path, not
+        # missing privileges.
+        if err.errno in (errno.EACCES, errno.EPERM):
             noun = {"map": "map", "prog": "program", "link": "link"}.get(kind or "", "BPF object")
-            raise PinError(f"{path}: not a pinned {noun}: it is not on a bpf filesystem "
-                           f"(such as {find_bpffs() or DEFAULT_BPFFS})") from None
+            if os.path.isdir(path):
+                raise PinError(f"{path} is a directory, not a pinned {noun}: name a pinned "
+                               f"object in it (ls {path})") from None
+            if not _on_bpffs(path):
+                raise PinError(f"{path}: not a pinned {noun}: it is not on a bpf filesystem "
+                               f"(such as {find_bpffs() or DEFAULT_BPFFS})") from None
         raise
     try:
         found = object_kind(fd.fd)

@@ -52,3 +52,13 @@ def test_program_pin_round_trip_on_bpffs():
         finally:
             pin.unpin(path)
             os.rmdir(os.path.dirname(path))
+
+
+def test_a_directory_is_not_a_pinned_object(tmp_path):
+    # BPF_OBJ_GET of a directory is EACCES: the pin layer says what is wrong, for every caller.
+    root = pin.ensure_bpffs()
+    for path in (str(tmp_path), root):
+        with pytest.raises(pin.PinError, match=rf"^{path} is a directory, not a pinned map"):
+            Map.from_pin(path)
+        with pytest.raises(pin.PinError, match=rf"^{path} is a directory, not a pinned program"):
+            Program.from_pin(path)
