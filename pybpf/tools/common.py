@@ -498,11 +498,6 @@ def cstr(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
-def comm_str(raw: bytes) -> str:
-    """A task's 16-byte comm as text (NUL-terminated, undecodable bytes replaced)."""
-    return cstr(raw)
-
-
 def tool_pid_filter(pid: int | None) -> int:
     """The tgid a program should filter on (0 = no filter), excluding the tool itself by default."""
     return pid or 0
@@ -517,17 +512,3 @@ def add_attach_option(p: Options) -> None:
     p.add("--attach", choices=("auto", "kprobe", "tracepoint"), default="auto",
           help="attach point: kprobe where the kernel has kprobes (auto), else the "
                "matching tracepoint")
-
-
-def run_until_stopped(stop: "Stop", poll: Callable[[float], object]) -> None:
-    """Poll until ``stop`` is set (SIGINT/SIGTERM or the duration's end), then restore handlers.
-
-    :func:`pybpf.tools.runtime.run` does not use it: it keeps the handlers
-    until everything is detached.
-    """
-    stop.arm()
-    try:
-        while not stop:
-            poll(stop.remaining())
-    finally:
-        stop.restore()

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         mode = runtime.attach_mode(args.attach)
         events = stack.enter_context(runtime.Events(RECORD))
         events.open(lambda rec: out.event(  # before attaching, so that no event is lost
-            {"pid": rec[0], "uid": rec[1], "comm": common.comm_str(rec[2])}))
+            {"pid": rec[0], "uid": rec[1], "comm": common.cstr(rec[2])}))
         prog = stack.enter_context(runtime.load(
             build_program(mode, events, args.pid or 0), runtime.program_type(mode), NAME))
         link, where = runtime.attach(prog, mode, kretprobe="sys_execve",

@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             name = resolve(rec[1], rec[3], name)
             if name[:1] == b"/" and not name.startswith(prefix):
                 return
-        out.event({"pid": rec[0], "uid": rec[2], "comm": common.comm_str(rec[4]),
+        out.event({"pid": rec[0], "uid": rec[2], "comm": common.cstr(rec[4]),
                    "file": common.cstr(name)})  # invalid UTF-8 replaced, as BCC does
 
     def start(stack):

@@ -173,7 +173,7 @@ def decode(rec: tuple) -> dict:
     else:
         src, dst, ip = socket.inet_ntop(socket.AF_INET, saddr[:4]), \
             socket.inet_ntop(socket.AF_INET, daddr[:4]), 4
-    return {"pid": pid, "uid": uid, "comm": common.comm_str(comm), "ip": ip, "saddr": src,
+    return {"pid": pid, "uid": uid, "comm": common.cstr(comm), "ip": ip, "saddr": src,
             "daddr": dst, "sport": sport or None, "dport": dport}
 
 

@@ -42,7 +42,7 @@ def test_clean_text_gives_valid_unicode(value, expected):
 def test_cstr_decodes_like_bcc():
     assert common.cstr(b"true\0garbage") == "true"
     assert common.cstr(b"\xff\xfeok\0\0\0") == "\ufffd\ufffdok"
-    assert common.comm_str(b"caf\xc3\xa9\0" + bytes(10)) == "café"
+    assert common.cstr(b"caf\xc3\xa9\0" + bytes(10)) == "café"
 
 
 def test_text_output_of_an_undecodable_name_does_not_fail(monkeypatch):
