@@ -146,7 +146,7 @@ def _errname(err: int) -> str:
 
 def _bpf_caps_held() -> list[str]:
     """The capabilities bpf(2) checks that this process has (empty if /proc does not say)."""
-    caps = _errors._effective_caps()
+    caps = _errors.effective_caps()
     if caps is None:
         return []
     return [name for name in ("CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN", "CAP_SYS_ADMIN")

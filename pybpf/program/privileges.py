@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 
+from pybpf.syscall.errors import effective_caps
+
 from .types import ProgType
 
 __all__ = ["CAPS", "required_capabilities", "effective_capabilities", "missing_capabilities",
@@ -44,15 +46,10 @@ def required_capabilities(prog_type: ProgType | int) -> tuple[str, ...]:
 
 def effective_capabilities() -> set[str] | None:
     """The named capabilities in this process's effective set (None if unreadable)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    mask = int(line.split()[1], 16)
-                    return {name for name, bit in CAPS.items() if mask >> bit & 1}
-    except OSError:
-        pass
-    return None
+    mask = effective_caps()
+    if mask is None:
+        return None
+    return {name for name, bit in CAPS.items() if mask >> bit & 1}
 
 
 def missing_capabilities(prog_type: ProgType | int) -> list[str] | None:

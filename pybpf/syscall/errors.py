@@ -168,8 +168,9 @@ _E2BIG_BY_COMMAND: dict[str, tuple[type[BPFError], str]] = {
 _CAP_SYS_ADMIN, _CAP_BPF = 21, 39
 
 
-def _effective_caps() -> int | None:
-    """CapEff of this process, or None if /proc does not say."""
+def effective_caps() -> int | None:
+    """CapEff of this process as a bit mask, or None if /proc does not say: the one reader
+    of it (the loader's, the tools' and the feature probes' hints all ask here)."""
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -186,7 +187,7 @@ def permission_hint() -> str:
     "Run as root" is advice only for a process that is not root; root without
     the capabilities, or with them and still refused, needs other words.
     """
-    caps = _effective_caps()
+    caps = effective_caps()
     if caps is not None and caps & (1 << _CAP_BPF | 1 << _CAP_SYS_ADMIN):
         return ("refused although this process has CAP_BPF or CAP_SYS_ADMIN: kernel lockdown, "
                 "a seccomp or LSM policy, or file permissions refuse it")

@@ -264,20 +264,10 @@ def parser(name: str, description: str, *, pid: bool = True,
     return p
 
 
-def _effective_caps() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("CapEff:"):
-                    return int(line.split()[1], 16)
-    except OSError:
-        pass
-    return 0
-
-
 def require_root(name: str) -> None:
     """Exit with a clear message when the process cannot load tracing programs."""
-    caps = _effective_caps()
+    from pybpf.syscall.errors import effective_caps  # loaded already: pybpf.syscall
+    caps = effective_caps() or 0
     if caps >> CAP_SYS_ADMIN & 1 or (caps >> CAP_BPF & 1 and caps >> CAP_PERFMON & 1):
         return
     print(f"{name}: must be run as root: it loads eBPF programs into the kernel, which needs "

@@ -29,7 +29,7 @@ def eperm(monkeypatch):
     (None, "the lockdown mode is unknown"),
 ])
 def test_eperm_with_capabilities_is_a_refusal(eperm, monkeypatch, mode, words):
-    monkeypatch.setattr(syscall_errors, "_effective_caps", lambda: ALL_CAPS)
+    monkeypatch.setattr(syscall_errors, "effective_caps", lambda: ALL_CAPS)
     monkeypatch.setattr(probes, "lockdown_mode", lambda: mode)
     p = features.prog_type("tracing")
     assert p.status is Status.INCONCLUSIVE and p.refused and not p
@@ -44,7 +44,7 @@ def test_eperm_with_capabilities_is_a_refusal(eperm, monkeypatch, mode, words):
 
 
 def test_eperm_without_capabilities_names_them(eperm, monkeypatch):
-    monkeypatch.setattr(syscall_errors, "_effective_caps", lambda: 0)
+    monkeypatch.setattr(syscall_errors, "effective_caps", lambda: 0)
     monkeypatch.setattr(probes, "lockdown_mode", lambda: "none")
     p = features.prog_type("xdp")
     assert p.status is Status.INCONCLUSIVE and not p.refused and "refused" not in p.as_dict()
