@@ -117,16 +117,14 @@ def attach_kprobes(prog: Program, *, kprobe: str = "", kretprobe: str = "") -> t
     On a kernel without kprobes the link layer's error suggests a tracepoint
     and a Python call; a tool user needs the option instead (:func:`no_kprobes_error`).
     """
-    if not kprobes_available():
-        raise no_kprobes_error()
-    from pybpf.link.kprobe import attach_kprobe, attach_kretprobe, kprobes_supported
+    from pybpf.link.kprobe import attach_kprobe, attach_kretprobe
     from pybpf.syscall import NotSupported
     try:
         if kretprobe:
             return attach_kretprobe(prog, kretprobe), f"kretprobe {kretprobe}"
         return attach_kprobe(prog, kprobe), f"kprobe {kprobe}"
     except NotSupported:
-        if kprobes_supported():
+        if kprobes_available():  # kprobes exist: this refusal is about the function
             raise
         raise no_kprobes_error() from None
 
