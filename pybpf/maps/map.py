@@ -21,7 +21,7 @@ from pybpf.syscall.fd import FD
 
 from .cpus import possible_cpus, round8
 from .spec import MapSpec, MapSpecError
-from .types import KEYLESS_TYPES, MapFlags, MapType, UpdateFlags
+from .types import INDEX_TYPES, KEYLESS_TYPES, MapFlags, MapType, UpdateFlags
 
 TYPE_CHECKING = False  # typing is not imported at run time (start-up cost): pybpf._record
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["Map"]
 
 _MISSING: Any = object()
-# Types whose key is an index < max_entries; an update past the end is E2BIG, not "full".
-_INDEX_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
-                          MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS,
-                          MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
-                          MapType.REUSEPORT_SOCKARRAY})
 _FROZEN_HINT = ("the map is frozen (BPF_MAP_FREEZE) or read-only for user space "
                 "(BPF_F_RDONLY): writes from bpf(2) are refused")
 
@@ -193,7 +188,7 @@ class Map:
     def _write_error(self, err: BPFError, key=_MISSING) -> BPFError:
         if isinstance(err, BPFPermissionError) and _has_bpf_capability():
             return error_for(err.errno, err.command, self._ctx, hint=_FROZEN_HINT)
-        if isinstance(err, MapFull) and self.spec.type in _INDEX_TYPES:
+        if isinstance(err, MapFull) and self.spec.type in INDEX_TYPES:
             # An array never fills up: E2BIG there means the index is past the end.
             index = key
             if isinstance(key, (bytes, bytearray)) and len(key) == 4:

@@ -11,7 +11,8 @@ from pybpf._record import Record
 
 from .cpus import possible_cpus
 from .layout import FdValueLayout, RawLayout, layout_size, make_layout
-from .types import FD_VALUE_TYPES, KEYLESS_TYPES, MAP_OF_MAPS_TYPES, MapFlags, MapType
+from .types import (ARRAY_TYPES, FD_VALUE_TYPES, KEYLESS_TYPES, MAP_OF_MAPS_TYPES, MapFlags,
+                    MapType)
 
 TYPE_CHECKING = False  # typing is not imported at run time: see pybpf._record
 if TYPE_CHECKING:
@@ -22,8 +23,6 @@ if TYPE_CHECKING:
 __all__ = ["MapSpec", "MapSpecError", "MapSpecTypeError"]
 
 _NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
-_ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
-                          MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS})
 
 
 class MapSpecError(ValueError):
@@ -42,7 +41,7 @@ _HASH_TYPES = frozenset({MapType.HASH, MapType.PERCPU_HASH, MapType.LRU_HASH,
 # ring buffers and arenas, max_entries 0 for local storage maps.
 _NONZERO = {
     **dict.fromkeys(_HASH_TYPES, ("key_size", "value_size", "max_entries")),
-    **dict.fromkeys(_ARRAY_TYPES | {MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
+    **dict.fromkeys(ARRAY_TYPES | {MapType.QUEUE, MapType.STACK, MapType.BLOOM_FILTER,
                                     MapType.STACK_TRACE}, ("value_size", "max_entries")),
     MapType.LPM_TRIE: ("key_size", "value_size", "max_entries"),
 }
@@ -128,7 +127,7 @@ class MapSpec(Record):
             raise MapSpecError(f"inner map given for a {mtype.name} map")
         if mtype in FD_VALUE_TYPES and self.value_size != 4:
             raise MapSpecError(f"{mtype.name} values are 4-byte fds, not {self.value_size} bytes")
-        if mtype in _ARRAY_TYPES and self.key_size != 4:
+        if mtype in ARRAY_TYPES and self.key_size != 4:
             raise MapSpecError(f"{mtype.name} keys are 4-byte indexes, not {self.key_size} bytes")
         if self.max_entries < 0 or self.max_entries > 0xFFFFFFFF:
             raise MapSpecError(f"max_entries {self.max_entries} out of range")

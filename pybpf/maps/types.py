@@ -5,7 +5,8 @@ from __future__ import annotations
 from pybpf._intenum import IntEnum
 
 __all__ = ["MapType", "MapFlags", "UpdateFlags", "BPF_ANY", "BPF_NOEXIST", "BPF_EXIST", "BPF_F_LOCK",
-           "PERCPU_TYPES", "FD_VALUE_TYPES", "MAP_OF_MAPS_TYPES", "KEYLESS_TYPES"]
+           "PERCPU_TYPES", "FD_VALUE_TYPES", "MAP_OF_MAPS_TYPES", "KEYLESS_TYPES",
+           "ARRAY_TYPES", "INDEX_TYPES"]
 
 
 class MapType(IntEnum):
@@ -97,6 +98,13 @@ PERCPU_TYPES = frozenset({MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU
 FD_VALUE_TYPES = frozenset({MapType.PROG_ARRAY, MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY,
                             MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
 MAP_OF_MAPS_TYPES = frozenset({MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS})
+#: The array family: 4-byte index keys, below max_entries.
+ARRAY_TYPES = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
+                         MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS})
+#: Every type whose key is an index below max_entries: an update past the end is E2BIG,
+#: not a full map.
+INDEX_TYPES = ARRAY_TYPES | {MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
+                             MapType.REUSEPORT_SOCKARRAY}
 #: Types created with key_size 0 (push/pop/peek or event streams, no keys).
 KEYLESS_TYPES = frozenset({MapType.QUEUE, MapType.STACK, MapType.RINGBUF, MapType.USER_RINGBUF,
                            MapType.BLOOM_FILTER, MapType.ARENA})
